@@ -1,0 +1,356 @@
+"""The HTTP core every REST hook uses: a sync client for workers and an async one for triggers.
+
+Both clients share one retry decision (:class:`RetryBudget`), one error type
+(:class:`~airflow_provider_ingest.exceptions.IngestApiError`) and one auth protocol, so the sync
+and deferred halves of a task behave the same against a throttling or failing API.
+
+Retry rules:
+- 429/502/503/504 are retried with exponential backoff and jitter; ``Retry-After`` wins when given.
+- A failure to connect is retried for every method: the request never reached the server.
+- A failure after the request was sent (reset, server closed mid-reply, read timeout) is retried
+  only for idempotent requests. A POST that starts a job is not sent twice on a guess; the caller
+  re-attaches instead (see ``jobs.py``).
+- Other 4xx are final. A 401 is retried once after the auth drops its cached token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import random
+import time
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import aiohttp
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NewConnectionError
+
+from airflow_provider_ingest.exceptions import IngestApiError
+
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
+def mask(*secrets: str | None) -> None:
+    """Register secrets with Airflow's masker so logs and task output show ``***`` instead."""
+    from airflow.sdk.log import mask_secret
+
+    for secret in secrets:
+        if secret:
+            mask_secret(secret)
+
+
+def redact(text: str) -> str:
+    """Replace every registered secret in ``text``; used on anything that goes into an exception."""
+    try:
+        from airflow.sdk._shared.secrets_masker import redact as airflow_redact
+    except ImportError:  # pragma: no cover - the masker moved; fail closed rather than leak
+        return text
+    return str(airflow_redact(text))
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How many tries a request gets and how long to wait between them."""
+
+    attempts: int = 5
+    backoff: float = 1.0
+    backoff_max: float = 30.0
+    retry_after_max: float = 300.0
+    statuses: frozenset[int] = RETRYABLE_STATUSES
+
+    def delay(self, attempt: int, retry_after: str | None = None) -> float:
+        honoured = parse_retry_after(retry_after)
+        if honoured is not None:
+            return min(honoured, self.retry_after_max)
+        # "Equal jitter": never less than half the exponential step, so a burst of clients spreads
+        # out without any of them hammering the server straight away.
+        step = min(self.backoff_max, self.backoff * 2**attempt)
+        return step / 2 + random.uniform(0, step / 2)
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = 10.0
+    read: float = 60.0
+
+
+class Auth(Protocol):
+    """Supplies auth headers; OAuth implementations cache a token and drop it on ``invalidate``."""
+
+    def headers(self, client: ApiClient) -> dict[str, str]: ...
+
+    async def aheaders(self, client: AsyncApiClient) -> dict[str, str]: ...
+
+    def invalidate(self) -> bool:
+        """Forget cached credentials; return True when asking again may fix a 401."""
+        ...
+
+
+@dataclass(frozen=True)
+class StaticAuth:
+    """Fixed headers (API keys, basic auth): a 401 is final."""
+
+    fixed: Mapping[str, str] = field(default_factory=dict)
+
+    def headers(self, client: ApiClient) -> dict[str, str]:
+        return dict(self.fixed)
+
+    async def aheaders(self, client: AsyncApiClient) -> dict[str, str]:
+        return dict(self.fixed)
+
+    def invalidate(self) -> bool:
+        return False
+
+
+class RetryBudget:
+    """One request's retry decisions, shared by the sync and async clients.
+
+    Each ``after_*`` method returns the seconds to wait before the next try, or None to stop.
+    """
+
+    def __init__(self, policy: RetryPolicy, idempotent: bool, auth: Auth):
+        self.policy = policy
+        self.idempotent = idempotent
+        self.auth = auth
+        self.attempt = 0
+        self.reauthenticated = False
+
+    def _next(self, retry_after: str | None = None) -> float | None:
+        if self.attempt + 1 >= self.policy.attempts:
+            return None
+        wait = self.policy.delay(self.attempt, retry_after)
+        self.attempt += 1
+        return wait
+
+    def after_transport_error(self, request_was_sent: bool) -> float | None:
+        if request_was_sent and not self.idempotent:
+            return None
+        return self._next()
+
+    def after_status(self, status: int, retry_after: str | None) -> float | None:
+        if status == 401 and not self.reauthenticated and self.auth.invalidate():
+            self.reauthenticated = True
+            return 0.0
+        if status in self.policy.statuses:
+            return self._next(retry_after)
+        return None
+
+
+def error_details(body: Any, fallback: str) -> tuple[str | None, str]:
+    """Pull ``(code, message)`` out of the error bodies the five vendors use."""
+    if isinstance(body, Mapping):
+        nested = body.get("error")
+        if isinstance(nested, Mapping):
+            return error_details(nested, fallback)
+        code = body.get("code") or body.get("error_code") or body.get("errorCode")
+        for key in ("developerMessage", "message", "detail", "title", "error_description", "error"):
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                return (str(code) if code else None), value
+            if isinstance(value, list) and value:  # FastAPI-style validation details
+                return (str(code) if code else None), json.dumps(value)[:500]
+        return (str(code) if code else None), fallback
+    return None, fallback
+
+
+def _json_or_text(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+class _ClientBase:
+    def __init__(
+        self,
+        service: str,
+        base_url: str,
+        auth: Auth | None = None,
+        retry: RetryPolicy | None = None,
+        timeouts: Timeouts | None = None,
+    ):
+        self.service = service
+        self.base_url = base_url.rstrip("/")
+        self.auth: Auth = auth or StaticAuth()
+        self.retry = retry or RetryPolicy()
+        self.timeouts = timeouts or Timeouts()
+
+    def url(self, path: str) -> str:
+        if path.startswith(("http://", "https://")):
+            return path
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    @staticmethod
+    def endpoint(url: str) -> str:
+        """The URL without its query string: presigned signatures live there."""
+        return url.split("?", 1)[0]
+
+    def budget(self, method: str, idempotent: bool | None) -> RetryBudget:
+        if idempotent is None:
+            idempotent = method.upper() in IDEMPOTENT_METHODS
+        return RetryBudget(self.retry, idempotent, self.auth)
+
+    def error(self, method: str, url: str, status: int | None, body_text: str) -> IngestApiError:
+        code, message = error_details(_json_or_text(body_text), body_text[:500] or "(empty body)")
+        return IngestApiError(
+            self.service, method.upper(), self.endpoint(url), status, redact(message), code
+        )
+
+
+def _sent_before_failure(exc: requests.RequestException) -> bool:
+    """False when the request provably never left (connect refused or timed out)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return False
+    if isinstance(exc, requests.ConnectionError):
+        reason = getattr(exc.args[0], "reason", None) if exc.args else None
+        return not isinstance(reason, NewConnectionError)
+    return True
+
+
+class ApiClient(_ClientBase):
+    """Blocking client for hooks running in a worker: one pooled ``requests.Session``."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.session = requests.Session()
+        # urllib3's own retries stay off: RetryBudget decides, so both clients follow one rule.
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        idempotent: bool | None = None,
+        headers: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> requests.Response:
+        url = self.url(path)
+        budget = self.budget(method, idempotent)
+        while True:
+            try:
+                response = self.session.request(
+                    method,
+                    url,
+                    headers={**self.auth.headers(self), **(headers or {})},
+                    timeout=(self.timeouts.connect, self.timeouts.read),
+                    **kwargs,
+                )
+            except requests.RequestException as exc:
+                wait = budget.after_transport_error(_sent_before_failure(exc))
+                if wait is None:
+                    raise self.error(method, url, None, type(exc).__name__) from None
+            else:
+                if response.status_code < 400:
+                    return response
+                wait = budget.after_status(response.status_code, response.headers.get("Retry-After"))
+                if wait is None:
+                    raise self.error(method, url, response.status_code, response.text)
+            time.sleep(wait)
+
+    def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.request(method, path, **kwargs)
+        return response.json() if response.content else None
+
+    def close(self) -> None:
+        self.session.close()
+
+
+# One aiohttp session per event loop and origin: thousands of triggers polling the same API share
+# a connection pool instead of opening a client each (see benchmarks/triggers.py).
+_shared_sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, aiohttp.ClientSession]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _shared_session(origin: str) -> aiohttp.ClientSession:
+    loop = asyncio.get_running_loop()
+    per_loop = _shared_sessions.setdefault(loop, {})
+    session = per_loop.get(origin)
+    if session is None or session.closed:
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100))
+        per_loop[origin] = session
+    return session
+
+
+async def close_shared_sessions() -> None:
+    """Close this loop's shared sessions (tests and benchmarks call it before the loop ends)."""
+    per_loop = _shared_sessions.pop(asyncio.get_running_loop(), {})
+    for session in per_loop.values():
+        await session.close()
+
+
+class AsyncApiClient(_ClientBase):
+    """Non-blocking client for triggers, with the same retry rules as :class:`ApiClient`."""
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        origin = "/".join(self.base_url.split("/", 3)[:3])
+        return _shared_session(origin)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        idempotent: bool | None = None,
+        headers: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> tuple[int, Any]:
+        """Send a request and return ``(status, parsed JSON or None)``."""
+        url = self.url(path)
+        budget = self.budget(method, idempotent)
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self.timeouts.connect, sock_read=self.timeouts.read
+        )
+        while True:
+            try:
+                async with self.session.request(
+                    method,
+                    url,
+                    headers={**await self.auth.aheaders(self), **(headers or {})},
+                    timeout=timeout,
+                    **kwargs,
+                ) as response:
+                    text = await response.text()
+                    status, retry_after = response.status, response.headers.get("Retry-After")
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                never_sent = isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
+                wait = budget.after_transport_error(not never_sent)
+                if wait is None:
+                    raise self.error(method, url, None, type(exc).__name__) from None
+            else:
+                if status < 400:
+                    return status, (_json_or_text(text) if text else None)
+                wait = budget.after_status(status, retry_after)
+                if wait is None:
+                    raise self.error(method, url, status, text)
+            await asyncio.sleep(wait)
+
+    async def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        _, body = await self.request(method, path, **kwargs)
+        return body

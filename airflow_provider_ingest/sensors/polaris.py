@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_ingest.hooks.polaris import PolarisHook
+from airflow_provider_ingest.sensors.base import IngestJobSensor
+from airflow_provider_ingest.triggers.polaris import PolarisJobTrigger
+
+
+class PolarisJobSensor(IngestJobSensor):
+    """Waits for a Polaris job (``job_id``) to complete; fails with the job's health message."""
+
+    hook_class = PolarisHook
+    trigger_class = PolarisJobTrigger
+
+    def __init__(self, *, job_id: str, polaris_conn_id: str = "polaris_default", **kwargs: Any):
+        super().__init__(job_id=job_id, conn_id=polaris_conn_id, **kwargs)

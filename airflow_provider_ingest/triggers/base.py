@@ -1,0 +1,75 @@
+"""One deferrable wait for every service: poll a job until it ends or an absolute deadline passes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_ingest.exceptions import IngestApiError, IngestJobFailed, IngestJobTimeout
+from airflow_provider_ingest.jobs import JobWatch
+
+
+class IngestJobTrigger(BaseTrigger):
+    """Subclasses only name their hook class.
+
+    The trigger carries the connection id, never a secret; the hook reads the connection with
+    ``aget_connection`` and polls through the shared async client, so nothing here blocks.
+    ``deadline`` is epoch seconds: a triggerer restart rebuilds the trigger with the same deadline.
+    """
+
+    hook_class: ClassVar[type]
+
+    def __init__(
+        self,
+        *,
+        job_id: Any,
+        conn_id: str,
+        deadline: float,
+        poll_interval: float = 30.0,
+        cancel_on_kill: bool = True,
+    ):
+        super().__init__()
+        self.job_id = job_id
+        self.conn_id = conn_id
+        self.deadline = deadline
+        self.poll_interval = poll_interval
+        self.cancel_on_kill = cancel_on_kill
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "job_id": self.job_id,
+                "conn_id": self.conn_id,
+                "deadline": self.deadline,
+                "poll_interval": self.poll_interval,
+                "cancel_on_kill": self.cancel_on_kill,
+            },
+        )
+
+    def hook(self) -> Any:
+        return self.hook_class(self.conn_id)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        hook = self.hook()
+        watch = JobWatch(hook.service, self.job_id, self.deadline, self.log)
+        try:
+            while True:
+                snapshot = await hook.ajob_snapshot(self.job_id)
+                if watch.done(snapshot):
+                    yield TriggerEvent({"status": "success", "job": snapshot.to_event()})
+                    return
+                await asyncio.sleep(watch.next_sleep(self.poll_interval))
+        except IngestJobTimeout as exc:
+            yield TriggerEvent({"status": "timeout", "job_id": self.job_id, "message": str(exc)})
+        except (IngestApiError, IngestJobFailed) as exc:
+            yield TriggerEvent({"status": "error", "job_id": self.job_id, "message": str(exc)})
+
+    async def on_kill(self) -> None:
+        """A user killed the deferred task (mark failed, clear): stop the remote work too."""
+        if self.cancel_on_kill:
+            self.log.info("Canceling %s job %s", self.hook_class.service, self.job_id)
+            await self.hook().acancel_job(self.job_id)

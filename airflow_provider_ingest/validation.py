@@ -1,0 +1,56 @@
+"""Input checks shared by the operators: each error names the field, before any remote call."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+
+
+def require(value: Any, field: str) -> Any:
+    if value is None or (isinstance(value, str | list | tuple | dict) and not value):
+        raise ValueError(f"{field}: a value is required")
+    return value
+
+
+def check_type(value: Any, types: type | tuple[type, ...], field: str) -> Any:
+    if not isinstance(value, types):
+        names = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+        raise ValueError(f"{field}: expected {names}, got {type(value).__name__}")
+    return value
+
+
+def check_choice(value: Any, choices: Iterable[str], field: str) -> str:
+    allowed = sorted(choices)
+    if value not in allowed:
+        raise ValueError(f"{field}: {value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def check_bucket(bucket: Any, field: str) -> str:
+    check_type(require(bucket, field), str, field)
+    if not _BUCKET.match(bucket):
+        raise ValueError(f"{field}: {bucket!r} is not a valid S3 bucket name")
+    return bucket
+
+
+def parse_s3_uri(uri: Any, field: str) -> tuple[str, str]:
+    """``s3://bucket/key`` -> ``(bucket, key)``; the key may be empty or a folder."""
+    check_type(require(uri, field), str, field)
+    match = re.match(r"^s3://([^/]+)/?(.*)$", uri)
+    if not match:
+        raise ValueError(f"{field}: {uri!r} is not an s3://bucket/key URI")
+    check_bucket(match.group(1), field)
+    return match.group(1), match.group(2)
+
+
+def exactly_one(field_values: dict[str, Any]) -> str:
+    """The name of the single option given; error naming all of them otherwise."""
+    given = [name for name, value in field_values.items() if value not in (None, "", [], ())]
+    if len(given) != 1:
+        names = ", ".join(field_values)
+        found = f" ({', '.join(given)} given)" if given else ""
+        raise ValueError(f"exactly one of {names} is required{found}")
+    return given[0]
