@@ -198,6 +198,8 @@ class _ClientBase:
         self.timeouts = timeouts or Timeouts()
 
     def url(self, path: str) -> str:
+        if not path:
+            return self.base_url
         if path.startswith(("http://", "https://")):
             return path
         return f"{self.base_url}/{path.lstrip('/')}"

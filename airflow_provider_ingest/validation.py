@@ -15,9 +15,10 @@ def require(value: Any, field: str) -> Any:
     return value
 
 
-def check_type(value: Any, types: type | tuple[type, ...], field: str) -> Any:
+def check_type(value: Any, types: Any, field: str) -> Any:
+    """``types``: a type, a tuple of types or a union (``list | tuple``)."""
     if not isinstance(value, types):
-        names = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+        names = " or ".join(t.__name__ for t in getattr(types, "__args__", None) or (types,))
         raise ValueError(f"{field}: expected {names}, got {type(value).__name__}")
     return value
 

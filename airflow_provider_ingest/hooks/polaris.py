@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow.sdk import Connection
@@ -44,6 +45,11 @@ def polaris_snapshot(job: dict[str, Any]) -> JobSnapshot:
     return JobSnapshot(job.get("id"), status, state, reason, warning=warning, details=details)
 
 
+def _same_source(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    keys = ("connectionName", "uris", "prefixes", "objects", "pattern")
+    return all(a.get(k) == b.get(k) for k in keys)
+
+
 class PolarisHook(IngestHttpHook):
     """Connection: host = API base URL, password = API key, extra ``project_id``.
 
@@ -83,6 +89,19 @@ class PolarisHook(IngestHttpHook):
 
     def list_jobs(self) -> list[dict[str, Any]]:
         return (self.client.json("GET", "jobs") or {}).get("values", [])
+
+    def find_started_job(self, spec: dict[str, Any], since: datetime) -> dict[str, Any] | None:
+        """The newest job created from ``spec`` at or after ``since``: after a start call whose reply
+        was lost, the job it created, if any, so the caller adopts it instead of starting another."""
+        for job in self.list_jobs():  # newest first
+            created = datetime.fromisoformat(str(job.get("createdTimestamp", "")).replace("Z", "+00:00")[:26])
+            if created.tzinfo is None:
+                created = created.replace(tzinfo=UTC)
+            if created < since:
+                return None
+            if job.get("target") == spec["target"] and _same_source(job.get("source") or {}, spec["source"]):
+                return job
+        return None
 
     def get_job(self, job_id: str) -> dict[str, Any]:
         return self.client.json("GET", f"jobs/{job_id}")

@@ -87,10 +87,10 @@ class IngestJobOperator(ResumableJobMixin, BaseOperator):
     def is_job_succeeded(self, status: str) -> bool:
         return status == JobState.SUCCEEDED.value
 
-    def poll_until_complete(self, external_id: Any, context: Context) -> None:
+    def poll_until_complete(self, external_id: Any, context: Context) -> Any:
         self.job_id = external_id
         if not self.wait_for_completion:
-            return
+            return self.get_job_result(external_id, context)
         if self.deferrable:
             self.defer(
                 trigger=self.trigger_class(
@@ -105,9 +105,14 @@ class IngestJobOperator(ResumableJobMixin, BaseOperator):
         self.final_snapshot = wait_for_job(
             self.hook, external_id, poll_interval=self.poll_interval, timeout=self.timeout, log=self.log
         )
+        # The mixin returns this method's value when it re-attaches, and calls get_job_result
+        # after a fresh submission: compute the result once, here, for both.
+        return self.get_job_result(external_id, context)
 
     def get_job_result(self, external_id: Any, context: Context) -> Any:
-        return self.job_result(external_id, self.final_snapshot, context)
+        if not hasattr(self, "_result"):
+            self._result = self.job_result(external_id, self.final_snapshot, context)
+        return self._result
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         self.job_id = (event or {}).get("job_id") or ((event or {}).get("job") or {}).get("job_id")

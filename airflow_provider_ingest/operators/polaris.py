@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 
+from airflow_provider_ingest.exceptions import IngestApiError
 from airflow_provider_ingest.hooks.polaris import PolarisHook
 from airflow_provider_ingest.jobs import JobSnapshot
 from airflow_provider_ingest.operators.base import IngestJobOperator
@@ -234,7 +236,21 @@ class PolarisStartIngestionJobOperator(IngestJobOperator):
         }
 
     def submit(self, context: Context) -> str:
-        return self.hook.create_job(self.job_spec())["id"]
+        spec = self.job_spec()
+        # Polaris takes no idempotency key; allow for clock skew between worker and API.
+        sent_at = datetime.now(UTC) - timedelta(minutes=5)
+        try:
+            return self.hook.create_job(spec)["id"]
+        except IngestApiError as exc:
+            if exc.status is not None:
+                raise
+            # The request went out but the reply was lost: the job may exist. Adopt it rather
+            # than fail (a retry would start a second one) or resend blindly.
+            job = self.hook.find_started_job(spec, since=sent_at)
+            if job is None:
+                raise
+            self.log.warning("Start call lost its reply; adopting job %s created from this spec", job["id"])
+            return job["id"]
 
     def job_result(self, job_id: Any, snapshot: JobSnapshot | None, context: Context) -> Any:
         if self.wait_for_completion:

@@ -1,0 +1,45 @@
+"""``python -m airflow_provider_ingest.testing``: run moto S3 and every vendor fake until stopped.
+
+Prints (and with ``--env-file`` writes) the ``AIRFLOW_CONN_*`` variables that point Airflow at them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import signal
+import threading
+
+from airflow_provider_ingest.testing.stack import DEMO_BUCKET, connection_env, seed_demo_data, start_stack
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--env-file", help="write 'export NAME=value' lines here once everything is up")
+    parser.add_argument("--seed-date", help=f"put sample events under s3://{DEMO_BUCKET}/events/DATE/")
+    args = parser.parse_args(argv)
+
+    stack = start_stack(args.host)
+    if args.seed_date:
+        keys = seed_demo_data(stack.s3_client(), args.seed_date)
+        print(f"seeded {len(keys)} files under s3://{DEMO_BUCKET}/events/{args.seed_date}/", flush=True)
+    env = connection_env(stack.connections())
+    lines = [f"export {name}={shlex.quote(value)}" for name, value in env.items()]
+    if args.env_file:
+        tmp = f"{args.env_file}.tmp"
+        with open(tmp, "w") as env_file:
+            env_file.write("\n".join(lines) + "\n")
+        os.replace(tmp, args.env_file)  # appears whole: scripts wait for the file
+    print("\n".join(lines), flush=True)
+
+    stopped = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopped.set())
+    stopped.wait()
+    stack.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,246 @@
+"""The base of every vendor fake: a FastAPI app served by uvicorn in a thread, with a journal,
+fault injection and control endpoints under ``/_fake`` that need no auth.
+
+Jobs change state lazily, computed from elapsed time when read, so a fake has no background
+threads and its timings can be tuned mid-test through ``/_fake/config``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+from typing import Any, ClassVar
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+FAULT_ACTIONS = {"status", "delay", "drop", "drop_after", "malformed"}
+
+
+class FaultInjector:
+    """Raw ASGI middleware, outermost, so it can abort uvicorn's connection for ``drop`` faults."""
+
+    def __init__(self, app: Any, fake: FakeService):
+        self.app = app
+        self.fake = fake
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/_fake"):
+            return await self.app(scope, receive, send)
+        status_seen: list[int] = []
+
+        async def recording_send(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status_seen.append(message["status"])
+            await send(message)
+
+        fault = self.fake.take_fault(scope["method"], scope["path"])
+        action = fault.get("action") if fault else None
+        try:
+            if action == "status":
+                headers = {"Retry-After": str(fault["retry_after"])} if fault.get("retry_after") else {}
+                body = self.fake.error_body("Injected", "injected fault")
+                response = JSONResponse(body, status_code=int(fault.get("status", 503)), headers=headers)
+                return await response(scope, receive, recording_send)
+            if action == "malformed":
+                response = JSONResponse(None, status_code=200)
+                response.body = b"{not json"
+                response.headers["content-length"] = str(len(response.body))
+                return await response(scope, receive, recording_send)
+            if action == "drop":
+                return _abort(send)
+            if action == "delay":
+                await asyncio.sleep(float(fault.get("seconds", 1.0)))
+            if action == "drop_after":
+
+                async def swallow(message: dict) -> None:
+                    pass
+
+                await self.app(scope, receive, swallow)  # the server acts...
+                return _abort(send)  # ...and the reply is lost
+            return await self.app(scope, receive, recording_send)
+        finally:
+            self.fake.journal_request(scope, status_seen[0] if status_seen else None, action)
+
+
+def _abort(send: Any) -> None:
+    # uvicorn's ASGI ``send`` is a bound method of the request cycle, which owns the transport.
+    send.__self__.transport.abort()
+
+
+class FakeService:
+    """Subclasses set ``conn_id``, implement ``install_routes`` and ``airflow_connection``."""
+
+    conn_id: ClassVar[str]
+    tunables: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, *, s3_endpoint_url: str | None = None):
+        self.s3_endpoint_url = s3_endpoint_url
+        self.lock = threading.RLock()
+        self._journal: list[dict[str, Any]] = []
+        self._faults: list[dict[str, Any]] = []
+        self.url = ""
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        api = FastAPI()
+        self._install_control_routes(api)
+        self.install_routes(api)
+        self.app = FaultInjector(api, self)
+
+    # --- for subclasses -------------------------------------------------------------------------
+    def install_routes(self, app: FastAPI) -> None:
+        raise NotImplementedError
+
+    def airflow_connection(self) -> dict[str, Any]:
+        """The Airflow connection (as an ``AIRFLOW_CONN_*`` JSON dict) that reaches this fake."""
+        raise NotImplementedError
+
+    def reset_state(self) -> None:
+        """Forget every resource the fake holds (subclasses)."""
+
+    def reset(self) -> None:
+        """Forget resources, journal and faults: a fresh fake for the next test."""
+        with self.lock:
+            self._journal.clear()
+            self._faults.clear()
+            self.reset_state()
+
+    def error_body(self, code: str, message: str) -> dict[str, Any]:
+        return {"code": code, "message": message}
+
+    def error(self, status: int, code: str, message: str) -> JSONResponse:
+        return JSONResponse(self.error_body(code, message), status_code=status)
+
+    def s3_client(self) -> Any:
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.s3_endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    # --- journal --------------------------------------------------------------------------------
+    def record(self, event: str, **data: Any) -> None:
+        with self.lock:
+            self._journal.append({"event": event, "ts": time.time(), **data})
+
+    def journal_request(self, scope: dict, status: int | None, fault: str | None) -> None:
+        headers = dict(scope.get("headers") or [])
+        agent = headers.get(b"user-agent", b"").decode(errors="replace")
+        with self.lock:
+            self._journal.append(
+                {
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "fault": fault,
+                    "agent": agent,
+                    "ts": time.time(),
+                }
+            )
+
+    def journal(self, event: str | None = None) -> list[dict[str, Any]]:
+        """Requests and domain events so far; only the events named ``event`` when given."""
+        with self.lock:
+            entries = list(self._journal)
+        if event is not None:
+            return [e for e in entries if e.get("event") == event]
+        return entries
+
+    # --- faults ---------------------------------------------------------------------------------
+    def add_fault(self, **rule: Any) -> None:
+        if rule.get("action") not in FAULT_ACTIONS:
+            raise ValueError(f"action: must be one of {sorted(FAULT_ACTIONS)}")
+        re.compile(rule.get("path") or "")
+        with self.lock:
+            self._faults.append({"times": 1, **rule})
+
+    def clear_faults(self) -> None:
+        with self.lock:
+            self._faults.clear()
+
+    def take_fault(self, method: str, path: str) -> dict[str, Any] | None:
+        with self.lock:
+            for rule in self._faults:
+                if rule.get("method") not in (None, method):
+                    continue
+                if not re.search(rule.get("path") or "", path):
+                    continue
+                rule["times"] -= 1
+                if rule["times"] <= 0:
+                    self._faults.remove(rule)
+                return rule
+        return None
+
+    def configure(self, **settings: Any) -> None:
+        unknown = set(settings) - set(self.tunables)
+        if unknown:
+            raise ValueError(f"not tunable: {sorted(unknown)}; tunable: {list(self.tunables)}")
+        with self.lock:
+            for key, value in settings.items():
+                setattr(self, key, value)
+
+    def _install_control_routes(self, app: FastAPI) -> None:
+        def guarded(fn: Any, *args: Any) -> JSONResponse:
+            try:
+                fn(*args)
+            except (TypeError, ValueError, re.error) as exc:
+                return JSONResponse({"code": "BadRequest", "message": str(exc)}, status_code=400)
+            return JSONResponse({"ok": True})
+
+        @app.post("/_fake/faults")
+        async def add_faults(request: Request) -> JSONResponse:
+            rules = await request.json()
+            rules = rules if isinstance(rules, list) else [rules]
+            return guarded(lambda: [self.add_fault(**rule) for rule in rules])
+
+        @app.delete("/_fake/faults")
+        async def clear_faults() -> JSONResponse:
+            return guarded(self.clear_faults)
+
+        @app.get("/_fake/journal")
+        async def journal() -> JSONResponse:
+            return JSONResponse(self.journal())
+
+        @app.post("/_fake/reset")
+        async def reset() -> JSONResponse:
+            return guarded(self.reset)
+
+        @app.post("/_fake/config")
+        async def configure(request: Request) -> JSONResponse:
+            settings = await request.json()
+            return guarded(lambda: self.configure(**settings))
+
+    # --- serving --------------------------------------------------------------------------------
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        config = uvicorn.Config(self.app, host=host, port=port, log_level="warning", lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True, name=type(self).__name__)
+        self._thread.start()
+        deadline = time.time() + 10
+        while not self._server.started:
+            if time.time() > deadline or not self._thread.is_alive():
+                raise RuntimeError(f"{type(self).__name__} did not start on {host}:{port}")
+            time.sleep(0.01)
+        bound_port = self._server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://{host}:{bound_port}"
+        return self.url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+            self._thread.join(10)
+            self._server = None
+
+    def __enter__(self) -> FakeService:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()

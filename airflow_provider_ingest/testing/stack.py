@@ -1,0 +1,104 @@
+"""Start moto's S3 server and the vendor fakes together, and describe them as Airflow connections."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+DEMO_BUCKET = "ingest-demo"
+
+
+def start_moto_s3(host: str = "127.0.0.1", port: int = 0) -> tuple[Any, str]:
+    """moto's S3 (and every other moto service) as a real HTTP server; returns (server, url)."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    server.start()
+    bound_host, bound_port = server.get_host_and_port()
+    return server, f"http://{bound_host}:{bound_port}"
+
+
+def aws_connection(s3_url: str) -> dict[str, Any]:
+    return {
+        "conn_type": "aws",
+        "login": "testing",
+        "password": "testing",
+        "extra": {"endpoint_url": s3_url, "region_name": "us-east-1"},
+    }
+
+
+def connection_env(connections: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """``{conn_id: connection dict}`` -> the ``AIRFLOW_CONN_<ID>`` JSON env vars Airflow reads."""
+    return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn) for conn_id, conn in connections.items()}
+
+
+def sample_events(day: str, rows: int, seed: int) -> bytes:
+    rng = random.Random(seed)
+    start = datetime.fromisoformat(day).replace(tzinfo=UTC)
+    lines = [
+        json.dumps(
+            {
+                "timestamp": (start + timedelta(seconds=rng.randrange(86400))).isoformat(),
+                "city": rng.choice(["Lisbon", "Osaka", "Quito", "Perth", "Oslo"]),
+                "session": f"s{rng.randrange(10_000):05d}",
+                "session_length": rng.randrange(1, 3600),
+            }
+        )
+        for _ in range(rows)
+    ]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def seed_demo_data(
+    s3_client: Any, day: str, bucket: str = DEMO_BUCKET, files: int = 3, rows: int = 100
+) -> list[str]:
+    """Date-partitioned sample data, ``events/<day>/part-N.json``, as the example DAGs expect."""
+    try:
+        s3_client.create_bucket(Bucket=bucket)
+    except s3_client.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    keys = []
+    for n in range(files):
+        key = f"events/{day}/part-{n:04d}.json"
+        s3_client.put_object(Bucket=bucket, Key=key, Body=sample_events(day, rows, seed=n))
+        keys.append(key)
+    return keys
+
+
+class Stack:
+    """moto S3 plus one running instance of every fake, on free local ports."""
+
+    def __init__(self, host: str = "127.0.0.1"):
+        from airflow_provider_ingest.testing import FAKES
+
+        self.s3_server, self.s3_url = start_moto_s3(host)
+        self.fakes = [fake_class(s3_endpoint_url=self.s3_url) for fake_class in FAKES]
+        for fake in self.fakes:
+            fake.start(host)
+
+    def connections(self) -> dict[str, dict[str, Any]]:
+        conns = {"aws_default": aws_connection(self.s3_url)}
+        conns.update({fake.conn_id: fake.airflow_connection() for fake in self.fakes})
+        return conns
+
+    def s3_client(self) -> Any:
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.s3_url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def stop(self) -> None:
+        for fake in self.fakes:
+            fake.stop()
+        self.s3_server.stop()
+
+
+def start_stack(host: str = "127.0.0.1") -> Stack:
+    return Stack(host)
