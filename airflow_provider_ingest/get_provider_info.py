@@ -31,12 +31,39 @@ CONNECTION_TYPES: list[dict[str, Any]] = [
             },
         },
     },
+    {
+        "connection-type": "egain",
+        "hook-class-name": f"{PACKAGE}.hooks.egain.EgainHook",
+        "hook-name": "eGain AI Knowledge Hub",
+        "ui-field-behaviour": {
+            "hidden-fields": ["schema", "port"],
+            "relabeling": {"host": "API base URL", "login": "Client ID", "password": "Client secret"},
+            "placeholders": {"host": "https://API_DOMAIN"},
+        },
+        "conn-fields": {
+            "token_url": {
+                "label": "Token URL",
+                "description": "OAuth 2.0 token endpoint (client credentials grant)",
+                "schema": {"type": "string", "format": "uri"},
+            },
+            "scope": {
+                "label": "Scope",
+                "description": "OAuth scope; default knowledge.contentmgr.manage",
+                "schema": {"type": ["string", "null"], "default": "knowledge.contentmgr.manage"},
+            },
+        },
+    },
 ]
 
-HOOKS = [{"integration-name": "Imply Polaris", "python-modules": [f"{PACKAGE}.hooks.polaris"]}]
-OPERATORS = [{"integration-name": "Imply Polaris", "python-modules": [f"{PACKAGE}.operators.polaris"]}]
-SENSORS = [{"integration-name": "Imply Polaris", "python-modules": [f"{PACKAGE}.sensors.polaris"]}]
-TRIGGERS = [{"integration-name": "Imply Polaris", "python-modules": [f"{PACKAGE}.triggers.polaris"]}]
+# (integration name, module suffix): one hook, operator, sensor and trigger module each.
+INTEGRATIONS = [("Imply Polaris", "polaris"), ("eGain AI Knowledge Hub", "egain")]
+
+
+def _modules(kind: str) -> list[dict[str, Any]]:
+    return [
+        {"integration-name": name, "python-modules": [f"{PACKAGE}.{kind}.{module}"]}
+        for name, module in INTEGRATIONS
+    ]
 
 
 def connection_type(conn_type: str) -> dict[str, Any]:
@@ -50,12 +77,10 @@ def get_provider_info() -> dict[str, Any]:
         "description": "Move content from Amazon S3 into Imply Polaris, eGain AI Knowledge Hub, "
         "Amazon Q in Connect, Adobe Experience Platform and Zeta Alpha.",
         "versions": ["0.1.0"],
-        "integrations": [
-            {"integration-name": "Imply Polaris", "external-doc-url": "https://docs.imply.io/polaris/"},
-        ],
+        "integrations": [{"integration-name": name} for name, _ in INTEGRATIONS],
         "connection-types": CONNECTION_TYPES,
-        "hooks": HOOKS,
-        "operators": OPERATORS,
-        "sensors": SENSORS,
-        "triggers": TRIGGERS,
+        "hooks": _modules("hooks"),
+        "operators": _modules("operators"),
+        "sensors": _modules("sensors"),
+        "triggers": _modules("triggers"),
     }

@@ -1,0 +1,12 @@
+"""Local fakes of the vendor APIs, shipped so that users' tests can run without the vendors.
+
+``python -m airflow_provider_ingest.testing`` starts moto S3 and every fake in ``FAKES``.
+"""
+
+from airflow_provider_ingest.testing.egain import EgainFake
+from airflow_provider_ingest.testing.polaris import PolarisFake
+from airflow_provider_ingest.testing.server import FakeService
+
+FAKES = [PolarisFake, EgainFake]
+
+__all__ = ["FAKES", "EgainFake", "FakeService", "PolarisFake"]

@@ -1,0 +1,75 @@
+"""
+### S3 to knowledge base
+
+Imports one day's knowledge content folder from S3 into knowledge services.
+
+- **eGain AI Knowledge Hub**: starts an import job for the folder (formatted as eGain's import
+  format guide describes) and waits for it in the triggerer. `egain_validate_first` runs a
+  validation job first and stops before importing when the folder has errors.
+
+On its daily schedule the run reads `s3://<bucket>/knowledge/<logical date>/`; from the UI's
+trigger form, fill in `prefix` to import another folder, or switch a branch off. The last task
+logs and returns what landed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import DAG, Param, task
+
+from airflow_provider_ingest.operators.egain import EgainStartImportOperator
+
+FOLDER = "{{ params.prefix or 'knowledge/' ~ ds ~ '/' }}"
+
+with DAG(
+    dag_id="s3_to_knowledge_base",
+    description="An S3 content folder into knowledge services",
+    doc_md=__doc__,
+    schedule="@daily",
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=1,
+    render_template_as_native_obj=True,
+    default_args={"retries": 2, "retry_delay": dt.timedelta(minutes=1)},
+    tags=["ingest", "egain"],
+    params={
+        "bucket": Param("ingest-demo", type="string", minLength=3, description="S3 bucket to read."),
+        "prefix": Param(
+            "",
+            type="string",
+            description="Folder in the bucket, ending in '/'. Empty: knowledge/<logical date>/.",
+        ),
+        "region": Param("us-east-1", type="string", description="AWS region of the bucket."),
+        "run_egain": Param(True, type="boolean", description="Import into eGain AI Knowledge Hub."),
+        "egain_operation": Param(
+            "import", enum=["import", "reimport"], description="eGain: import new content or reimport all."
+        ),
+        "egain_validate_first": Param(
+            False, type="boolean", description="eGain: validate the folder before importing."
+        ),
+    },
+) as dag:
+
+    @task.short_circuit(ignore_downstream_trigger_rules=False)
+    def egain_enabled(params=None) -> bool:
+        return bool(params["run_egain"])
+
+    egain_import = EgainStartImportOperator(
+        task_id="egain_import",
+        s3_path="s3://{{ params.bucket }}/" + FOLDER,
+        region="{{ params.region }}",
+        operation="{{ params.egain_operation }}",
+        validate_first="{{ params.egain_validate_first }}",
+        deferrable=True,
+        poll_interval=5,
+        timeout=6 * 3600,
+    )
+
+    @task(trigger_rule="none_failed")
+    def summarize(ti=None) -> dict:
+        summary = {"egain": ti.xcom_pull(task_ids="egain_import")}
+        print(f"Landed: {summary}")
+        return summary
+
+    egain_enabled() >> egain_import >> summarize()
