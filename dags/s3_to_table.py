@@ -1,0 +1,91 @@
+"""
+### S3 to table
+
+Loads one day of event files from S3 into analytics tables.
+
+- **Imply Polaris**: ensures an S3 connection for the bucket, then runs a batch ingestion job
+  into `params.table` and waits for it in the triggerer.
+
+On its daily schedule the run reads `s3://<bucket>/events/<logical date>/`; from the UI's
+trigger form, fill in `prefix` to load another folder. The last task logs and returns what landed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import DAG, Param, task
+
+from airflow_provider_ingest.operators.polaris import (
+    PolarisEnsureS3ConnectionOperator,
+    PolarisStartIngestionJobOperator,
+)
+
+# Scheduled runs leave `prefix` empty and read that day's folder.
+PREFIX = "{{ params.prefix or 'events/' ~ ds ~ '/' }}"
+
+with DAG(
+    dag_id="s3_to_table",
+    description="S3 event files into Imply Polaris",
+    doc_md=__doc__,
+    schedule="@daily",
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=1,
+    render_template_as_native_obj=True,
+    default_args={"retries": 2, "retry_delay": dt.timedelta(minutes=1)},
+    tags=["ingest", "polaris"],
+    params={
+        "bucket": Param("ingest-demo", type="string", minLength=3, description="S3 bucket to read."),
+        "prefix": Param(
+            "",
+            type="string",
+            description="Folder in the bucket, ending in '/'. Empty: events/<logical date>/.",
+        ),
+        "format": Param(
+            "nd-json", enum=["nd-json", "csv", "parquet"], description="Format of every file in the folder."
+        ),
+        "table": Param("events", type="string", minLength=1, description="Polaris table to load into."),
+        "polaris_connection": Param(
+            "ingest-demo-s3", type="string", description="Name of the Polaris S3 connection to use or create."
+        ),
+        "aws_assumed_role_arn": Param(
+            "arn:aws:iam::123456789012:role/polaris-ingest",
+            type="string",
+            description="Role Polaris assumes to read the bucket.",
+        ),
+    },
+) as dag:
+    ensure_connection = PolarisEnsureS3ConnectionOperator(
+        task_id="polaris_ensure_connection",
+        name="{{ params.polaris_connection }}",
+        bucket="{{ params.bucket }}",
+        aws_assumed_role_arn="{{ params.aws_assumed_role_arn }}",
+    )
+
+    polaris_ingest = PolarisStartIngestionJobOperator(
+        task_id="polaris_ingest",
+        table_name="{{ params.table }}",
+        connection_name="{{ params.polaris_connection }}",
+        prefixes=[PREFIX],
+        format_settings={"format": "{{ params.format }}"},
+        deferrable=True,
+        poll_interval=5,
+        timeout=3 * 3600,
+    )
+
+    @task
+    def summarize(polaris_job_id: str, ti=None) -> dict:
+        metrics = ti.xcom_pull(task_ids="polaris_ingest", key="metrics") or {}
+        summary = {
+            "polaris": {
+                "job_id": polaris_job_id,
+                "rows_ingested": metrics.get("numRowsPersisted"),
+                "rows_processed": metrics.get("numRowsProcessed"),
+            }
+        }
+        print(f"Landed: {summary}")
+        return summary
+
+    ensure_connection >> polaris_ingest
+    summarize(polaris_ingest.output)

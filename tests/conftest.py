@@ -1,0 +1,126 @@
+"""Test harness: an isolated AIRFLOW_HOME on SQLite, moto's S3 server and the vendor fakes.
+
+Airflow reads its configuration at import, so the environment is set here before anything
+imports airflow. Connections reach Airflow as AIRFLOW_CONN_* env vars, as users give them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="airflow-ingest-tests-"))
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(AIRFLOW_HOME),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "tests" / "dags"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME}/airflow.db",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+)
+
+from airflow_provider_ingest.auth import clear_token_cache  # noqa: E402
+from airflow_provider_ingest.testing import EgainFake, PolarisFake  # noqa: E402
+from airflow_provider_ingest.testing.stack import start_moto_s3  # noqa: E402
+
+BUCKET = "ingest-test"
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated SQLite metadata DB, for tests that run DAGs with ``dag.test``."""
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, timeout=300
+    )
+    return AIRFLOW_HOME
+
+
+@pytest.fixture(scope="session")
+def moto_s3():
+    """moto's S3 server on a free port, reachable through the ``aws_default`` connection."""
+    server, url = start_moto_s3()
+    os.environ["AIRFLOW_CONN_AWS_DEFAULT"] = json.dumps(
+        {
+            "conn_type": "aws",
+            "login": "testing",
+            "password": "testing",
+            "extra": {"endpoint_url": url, "region_name": "us-east-1"},
+        }
+    )
+    yield url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3(moto_s3):
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=moto_s3, region_name="us-east-1")
+    client.create_bucket(Bucket=BUCKET)
+    return client
+
+
+@pytest.fixture(scope="session")
+def polaris_server(moto_s3):
+    with PolarisFake(s3_endpoint_url=moto_s3, pending_seconds=0.2, running_seconds=0.4) as fake:
+        os.environ["AIRFLOW_CONN_POLARIS_DEFAULT"] = json.dumps(fake.airflow_connection())
+        yield fake
+
+
+@pytest.fixture
+def polaris(polaris_server):
+    """The Polaris fake, emptied and with no faults, for one test."""
+    polaris_server.reset()
+    yield polaris_server
+    polaris_server.clear_faults()
+
+
+# A distinctive AWS key pair for services that receive AWS keys (eGain): masking tests grep for it.
+EGAIN_AWS_KEY = ("AKIAEGAINTEST0000001", "egainSecret/Key+0123456789abcdefXYZ")
+
+
+@pytest.fixture(scope="session")
+def egain_server(moto_s3):
+    with EgainFake(s3_endpoint_url=moto_s3, aws_keys=dict([EGAIN_AWS_KEY])) as fake:
+        os.environ["AIRFLOW_CONN_EGAIN_DEFAULT"] = json.dumps(fake.airflow_connection())
+        os.environ["AIRFLOW_CONN_AWS_EGAIN"] = json.dumps(
+            {
+                "conn_type": "aws",
+                "login": EGAIN_AWS_KEY[0],
+                "password": EGAIN_AWS_KEY[1],
+                "extra": {"endpoint_url": moto_s3, "region_name": "us-east-1"},
+            }
+        )
+        yield fake
+
+
+@pytest.fixture
+def egain(egain_server):
+    egain_server.reset()
+    clear_token_cache()
+    yield egain_server
+    egain_server.clear_faults()
+
+
+def run_dag(dag_id: str, conf: dict | None = None):
+    """Run a DAG from tests/dags in-process as ``airflow dags test`` does; return (run, {task: ti})."""
+    from airflow.utils.cli import get_bagged_dag
+    from airflow.utils.session import create_session
+
+    dag = get_bagged_dag(bundle_names=None, dag_id=dag_id)
+    run = dag.test(run_conf=conf or {})
+    from airflow.models import TaskInstance
+
+    with create_session() as session:
+        tis = session.query(TaskInstance).filter_by(dag_id=dag_id, run_id=run.run_id).all()
+        return run, {ti.task_id: ti for ti in tis}

@@ -1,0 +1,162 @@
+"""The shared HTTP core against a scripted local server: retries, Retry-After, errors, masking."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from airflow_provider_ingest.exceptions import IngestApiError
+from airflow_provider_ingest.http import (
+    ApiClient,
+    AsyncApiClient,
+    RetryPolicy,
+    close_shared_sessions,
+    mask,
+    parse_retry_after,
+)
+
+FAST = RetryPolicy(attempts=4, backoff=0.01, backoff_max=0.05)
+
+
+class Scripted(ThreadingHTTPServer):
+    """Answers each request with the next scripted reply: (status, body, headers) or "drop"."""
+
+    daemon_threads = True
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.script: deque = deque()
+        self.seen: list[tuple[str, str]] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def _reply(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        self.server.seen.append((self.command, self.path))
+        reply = self.server.script.popleft() if self.server.script else (200, {"ok": True}, {})
+        if reply == "drop":
+            self.close_connection = True
+            self.connection.close()
+            return
+        status, body, headers = reply
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        for key, value in {"Content-Type": "application/json", **headers}.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = do_PUT = _reply
+
+
+@pytest.fixture
+def server():
+    srv = Scripted()
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+
+
+def client(server, retry=FAST):
+    return ApiClient("Test API", server.url, retry=retry)
+
+
+def test_retries_503_then_succeeds(server):
+    server.script.extend([(503, {}, {}), (502, {}, {})])
+    assert client(server).json("GET", "things") == {"ok": True}
+    assert len(server.seen) == 3
+
+
+def test_honours_retry_after(server):
+    server.script.append((429, {"message": "slow down"}, {"Retry-After": "1"}))
+    started = time.monotonic()
+    client(server).json("GET", "things")
+    assert time.monotonic() - started >= 1.0
+    assert len(server.seen) == 2
+
+
+def test_no_retry_on_400_and_error_carries_status_and_message(server):
+    server.script.append((400, {"code": "BadRequest", "message": "source.uris: bad"}, {}))
+    with pytest.raises(IngestApiError) as info:
+        client(server).json("POST", "jobs?sig=SECRETSIG", json={})
+    assert len(server.seen) == 1
+    err = info.value
+    assert (err.status, err.code, err.server_message) == (400, "BadRequest", "source.uris: bad")
+    assert "Test API POST" in str(err) and "/jobs" in str(err)
+    assert "SECRETSIG" not in str(err)  # query strings (presigned signatures) never in errors
+
+
+def test_gives_up_after_budget_naming_status_and_endpoint(server):
+    server.script.extend([(503, {"message": "down"}, {})] * 10)
+    with pytest.raises(IngestApiError) as info:
+        client(server).json("GET", "jobs/1")
+    assert len(server.seen) == FAST.attempts
+    assert info.value.status == 503 and "/jobs/1" in str(info.value)
+
+
+def test_dropped_connection_retried_for_get_not_for_post(server):
+    server.script.extend(["drop", (200, {"n": 1}, {})])
+    assert client(server).json("GET", "jobs") == {"n": 1}
+    server.seen.clear()
+    server.script.extend(["drop", (200, {"n": 2}, {})])
+    with pytest.raises(IngestApiError) as info:
+        client(server).json("POST", "jobs", json={})
+    assert info.value.status is None
+    assert len(server.seen) == 1  # never sent twice: the server may have acted on it
+
+
+def test_connection_refused_is_retried_then_fails():
+    c = ApiClient("Test API", "http://127.0.0.1:9", retry=FAST)
+    with pytest.raises(IngestApiError, match="no HTTP response"):
+        c.json("POST", "jobs", json={})
+
+
+def test_secret_in_server_message_is_redacted(server):
+    mask("s3cr3t-api-key-value")
+    server.script.append((403, {"message": "key s3cr3t-api-key-value is not allowed"}, {}))
+    with pytest.raises(IngestApiError) as info:
+        client(server).json("GET", "x")
+    assert "s3cr3t-api-key-value" not in str(info.value)
+
+
+def test_retry_after_http_date():
+    future = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 30))
+    assert 25 <= parse_retry_after(future) <= 31
+    assert parse_retry_after("7") == 7.0
+    assert parse_retry_after("garbage") is None
+
+
+def test_async_client_follows_the_same_rules(server):
+    async def scenario():
+        c = AsyncApiClient("Test API", server.url, retry=FAST)
+        server.script.extend([(503, {}, {}), (429, {}, {"Retry-After": "0"})])
+        assert await c.json("GET", "jobs") == {"ok": True}
+        assert len(server.seen) == 3
+        server.script.append((404, {"code": "NotFound", "message": "no job"}, {}))
+        with pytest.raises(IngestApiError) as info:
+            await c.json("GET", "jobs/9")
+        assert info.value.status == 404 and len(server.seen) == 4
+        server.script.extend(["drop"])
+        with pytest.raises(IngestApiError):
+            await c.json("POST", "jobs", json={})
+        assert len(server.seen) == 5
+        await close_shared_sessions()
+
+    asyncio.run(scenario())

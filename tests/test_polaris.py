@@ -1,0 +1,272 @@
+"""Polaris hook, operators, sensor and trigger over real HTTP against the fake and moto S3."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import threading
+import time
+
+import pytest
+from conftest import BUCKET, run_dag
+
+from airflow_provider_ingest.exceptions import IngestJobFailed
+from airflow_provider_ingest.hooks.polaris import PolarisHook
+from airflow_provider_ingest.http import close_shared_sessions
+from airflow_provider_ingest.jobs import JobState
+from airflow_provider_ingest.operators.polaris import (
+    PolarisEnsureS3ConnectionOperator,
+    PolarisStartIngestionJobOperator,
+)
+from airflow_provider_ingest.sensors.polaris import PolarisJobSensor
+from airflow_provider_ingest.testing.stack import sample_events
+from airflow_provider_ingest.triggers.polaris import PolarisJobTrigger
+
+ROLE = "arn:aws:iam::123456789012:role/polaris"
+DAY = "2026-03-01"
+PREFIX = f"polaris/{DAY}/"
+
+
+@pytest.fixture
+def data(s3):
+    keys = []
+    for n in range(2):
+        key = f"{PREFIX}part-{n}.json"
+        s3.put_object(Bucket=BUCKET, Key=key, Body=sample_events(DAY, 25, seed=n))
+        keys.append(key)
+    s3.put_object(
+        Bucket=BUCKET, Key="polaris-csv/a.csv", Body=b"timestamp,city,n\n2026-03-01T00:00:00Z,Oslo,3\n"
+    )
+    return keys
+
+
+def ensure(polaris, name="test-conn"):
+    op = PolarisEnsureS3ConnectionOperator(
+        task_id="ensure", name=name, bucket=BUCKET, aws_assumed_role_arn=ROLE
+    )
+    return op.execute({})
+
+
+def ingest_op(**kwargs):
+    args = {"task_id": "ingest", "table_name": "events", "connection_name": "test-conn", "poll_interval": 0.1}
+    return PolarisStartIngestionJobOperator(**{**args, **kwargs})
+
+
+def requests_to(polaris, path_part):
+    return [r for r in polaris.journal() if path_part in r.get("path", "")]
+
+
+# --- hook ---------------------------------------------------------------------------------------
+def test_hook_connections_and_job_lifecycle(polaris, data):
+    hook = PolarisHook()
+    assert hook.get_s3_connection("test-conn") is None
+    ensure(polaris)
+    assert hook.get_s3_connection("test-conn")["bucket"] == BUCKET
+    spec = ingest_op(prefixes=[PREFIX], input_schema=[{"name": "timestamp", "dataType": "string"}]).job_spec()
+    job = hook.create_job(spec)
+    assert hook.job_snapshot(job["id"]).state is JobState.RUNNING
+    assert [j["id"] for j in hook.list_jobs()] == [job["id"]]
+    deadline = time.time() + 10
+    while hook.job_snapshot(job["id"]).state is JobState.RUNNING and time.time() < deadline:
+        time.sleep(0.1)
+    assert hook.job_snapshot(job["id"]).state is JobState.SUCCEEDED
+    assert hook.get_job_metrics(job["id"])["numRowsPersisted"] == 50
+
+
+def test_test_connection_reports_bad_key_without_leaking_it(polaris, monkeypatch):
+    assert PolarisHook().test_connection()[0] is True
+    conn = polaris.airflow_connection()
+    conn["password"] = "wrong-key-0123456789"
+    monkeypatch.setenv("AIRFLOW_CONN_POLARIS_BAD", json.dumps(conn))
+    ok, message = PolarisHook("polaris_bad").test_connection()
+    assert not ok and "401" in message and "wrong-key-0123456789" not in message
+
+
+# --- ensure connection --------------------------------------------------------------------------
+def test_ensure_connection_is_idempotent_and_rejects_conflicts(polaris):
+    assert ensure(polaris) == "test-conn"
+    assert ensure(polaris) == "test-conn"
+    assert len([r for r in polaris.journal() if r.get("method") == "POST"]) == 1
+    op = PolarisEnsureS3ConnectionOperator(
+        task_id="ensure", name="test-conn", bucket="other-bucket", aws_assumed_role_arn=ROLE
+    )
+    with pytest.raises(ValueError, match="bucket"):
+        op.execute({})
+
+
+# --- bad input: fails before any request -------------------------------------------------------
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"uris": [f"s3://{BUCKET}/a.json"], "prefixes": ["x/"]}, "uris, prefixes"),
+        ({"prefixes": ["x/"], "table_name": ""}, "table_name"),
+        ({"prefixes": ["x/"], "format_settings": {"format": "xlsx"}}, "format_settings.format"),
+        ({}, "exactly one of uris"),
+        ({"uris": ["https://not-s3/a.json"]}, "uris"),
+        ({"prefixes": ["x/"], "ingestion_mode": "upsert"}, "ingestion_mode"),
+        ({"prefixes": "x/"}, "prefixes"),
+    ],
+)
+def test_bad_input_fails_before_any_request(polaris, kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        ingest_op(**kwargs).execute({})
+    assert polaris.journal() == []
+
+
+def test_ensure_connection_bad_role_fails_before_any_request(polaris):
+    op = PolarisEnsureS3ConnectionOperator(task_id="e", name="c", bucket=BUCKET, aws_assumed_role_arn="role")
+    with pytest.raises(ValueError, match="aws_assumed_role_arn"):
+        op.execute({})
+    assert polaris.journal() == []
+
+
+# --- operator, blocking path --------------------------------------------------------------------
+def test_infers_schema_from_csv_and_ingests(polaris, data):
+    ensure(polaris)
+    op = ingest_op(prefixes=["polaris-csv/"], format_settings={"format": "csv"}, wait_for_completion=False)
+    spec = op.job_spec()
+    assert spec["source"]["inputSchema"] == [
+        {"name": "timestamp", "dataType": "string"},
+        {"name": "city", "dataType": "string"},
+        {"name": "n", "dataType": "long"},
+    ]
+    assert spec["mappings"][0] == {"columnName": "__time", "expression": 'TIME_PARSE("timestamp")'}
+
+
+def test_failed_job_raises_with_vendor_reason(polaris, data):
+    ensure(polaris)
+    polaris.fail_next_job("table is locked by a compaction")
+    with pytest.raises(IngestJobFailed, match="table is locked by a compaction"):
+        ingest_op(prefixes=[PREFIX]).execute({})
+
+
+def test_zero_rows_is_a_failure(polaris, s3):
+    s3.put_object(Bucket=BUCKET, Key="polaris-empty/a.json", Body=b"")
+    ensure(polaris)
+    op = ingest_op(prefixes=["polaris-empty/"], input_schema=[{"name": "timestamp", "dataType": "string"}])
+    with pytest.raises(IngestJobFailed, match="no_rows_ingested"):
+        op.execute({})
+
+
+def test_on_kill_cancels_the_running_job(polaris, data):
+    ensure(polaris)
+    polaris.configure(pending_seconds=30)
+    op = ingest_op(prefixes=[PREFIX])
+    errors = []
+    worker = threading.Thread(target=lambda: _capture(errors, op.execute, {}))
+    worker.start()
+    deadline = time.time() + 10
+    while op.job_id is None and time.time() < deadline:
+        time.sleep(0.05)
+    op.on_kill()
+    worker.join(10)
+    polaris.configure(pending_seconds=0.2)
+    assert PolarisHook().get_job(op.job_id)["executionStatus"] == "canceled"
+    assert errors and "canceled" in str(errors[0])
+
+
+def _capture(errors, fn, *args):
+    try:
+        fn(*args)
+    except Exception as exc:
+        errors.append(exc)
+
+
+# --- full Airflow runs: retries re-attach, deferral ---------------------------------------------
+@pytest.mark.parametrize("mode", ["poke", "deferred"])
+def test_dag_run_ingests_once_and_reports_metrics(airflow_db, polaris, data, mode):
+    ensure(polaris)
+    run, tis = run_dag(f"test_polaris_{mode}", {"prefixes": [PREFIX]})
+    assert run.state == "success"
+    job_id = tis["ingest"].xcom_pull(task_ids="ingest")
+    assert PolarisHook().get_job(job_id)["executionStatus"] == "completed"
+    assert tis["ingest"].xcom_pull(task_ids="ingest", key="metrics")["numRowsPersisted"] == 50
+    assert len(polaris.journal(event="job_created")) == 1
+
+
+@pytest.mark.parametrize("mode", ["poke", "deferred"])
+def test_retry_reattaches_to_the_first_tries_job(airflow_db, polaris, data, mode):
+    ensure(polaris)
+    # The first status poll after submission fails hard, failing try 1 after the job started.
+    polaris.add_fault(action="status", status=400, method="GET", path=r"/jobs/[^/]+$", times=1)
+    run, tis = run_dag(f"test_polaris_{mode}", {"prefixes": [PREFIX]})
+    assert run.state == "success"
+    assert tis["ingest"].try_number == 2
+    assert len(polaris.journal(event="job_created")) == 1
+
+
+# --- sensor and trigger -------------------------------------------------------------------------
+def start_job(polaris, data):
+    ensure(polaris)
+    op = ingest_op(prefixes=[PREFIX], input_schema=[{"name": "timestamp", "dataType": "string"}])
+    return PolarisHook().create_job(op.job_spec())["id"]
+
+
+def test_sensor_pokes_until_completed(polaris, data):
+    job_id = start_job(polaris, data)
+    sensor = PolarisJobSensor(task_id="wait", job_id=job_id, poll_interval=0.1, timeout=20)
+    while not sensor.poke({}):
+        time.sleep(0.1)
+    assert PolarisHook().get_job(job_id)["executionStatus"] == "completed"
+
+
+def run_trigger(trigger, on_kill_after=None):
+    async def scenario():
+        if on_kill_after is None:
+            event = await anext(trigger.run())
+        else:
+            task = asyncio.create_task(anext(trigger.run()))
+            await asyncio.sleep(on_kill_after)
+            await trigger.on_kill()
+            event = await task
+        await close_shared_sessions()
+        return event.payload
+
+    return asyncio.run(scenario())
+
+
+def test_trigger_serialize_round_trip_and_success(polaris, data):
+    job_id = start_job(polaris, data)
+    trigger = PolarisJobTrigger(
+        job_id=job_id, conn_id="polaris_default", deadline=time.time() + 30, poll_interval=0.1
+    )
+    path, kwargs = trigger.serialize()
+    module, name = path.rsplit(".", 1)
+    rebuilt = getattr(importlib.import_module(module), name)(**json.loads(json.dumps(kwargs)))
+    assert rebuilt.serialize() == (path, kwargs)
+    assert "password" not in json.dumps(kwargs) and polaris.api_key not in json.dumps(kwargs)
+    event = run_trigger(rebuilt)
+    assert event["status"] == "success" and event["job"]["status"] == "completed"
+
+
+def test_trigger_reports_failure_reason_and_timeout(polaris, data):
+    polaris.fail_next_job("bad partition spec")
+    job_id = start_job(polaris, data)
+    event = run_trigger(
+        PolarisJobTrigger(
+            job_id=job_id, conn_id="polaris_default", deadline=time.time() + 30, poll_interval=0.1
+        )
+    )
+    assert event["status"] == "error" and "bad partition spec" in event["message"]
+    job_id = start_job(polaris, data)
+    event = run_trigger(PolarisJobTrigger(job_id=job_id, conn_id="polaris_default", deadline=time.time() - 1))
+    assert event["status"] == "timeout" and "deadline" in event["message"]
+
+
+def test_trigger_on_kill_cancels_the_job(polaris, data):
+    polaris.configure(pending_seconds=30)
+    job_id = start_job(polaris, data)
+    trigger = PolarisJobTrigger(
+        job_id=job_id, conn_id="polaris_default", deadline=time.time() + 30, poll_interval=0.1
+    )
+    event = run_trigger(trigger, on_kill_after=0.3)
+    polaris.configure(pending_seconds=0.2)
+    assert PolarisHook().get_job(job_id)["executionStatus"] == "canceled"
+    assert event["status"] == "error" and "canceled" in event["message"]
+
+
+def test_trigger_surfaces_api_errors(polaris):
+    trigger = PolarisJobTrigger(job_id="no-such-job", conn_id="polaris_default", deadline=time.time() + 5)
+    event = run_trigger(trigger)
+    assert event["status"] == "error" and "404" in event["message"]
