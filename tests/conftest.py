@@ -91,7 +91,8 @@ EGAIN_AWS_KEY = ("AKIAEGAINTEST0000001", "egainSecret/Key+0123456789abcdefXYZ")
 
 @pytest.fixture(scope="session")
 def egain_server(moto_s3):
-    with EgainFake(s3_endpoint_url=moto_s3, aws_keys=dict([EGAIN_AWS_KEY])) as fake:
+    aws_keys = dict([EGAIN_AWS_KEY, ("testing", "testing")])  # the second is aws_default's
+    with EgainFake(s3_endpoint_url=moto_s3, aws_keys=aws_keys) as fake:
         os.environ["AIRFLOW_CONN_EGAIN_DEFAULT"] = json.dumps(fake.airflow_connection())
         os.environ["AIRFLOW_CONN_AWS_EGAIN"] = json.dumps(
             {

@@ -17,7 +17,7 @@ EXAMPLE_DAGS = ROOT / "dags"
 def test_example_dags_import_without_errors_or_cycles():
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(EXAMPLE_DAGS), include_examples=False)
+    bag = DagBag(dag_folder=str(EXAMPLE_DAGS))
     assert bag.import_errors == {}
     assert {"s3_to_table", "s3_to_knowledge_base"} <= set(bag.dag_ids)
     for dag in bag.dags.values():
@@ -47,3 +47,23 @@ def test_airflow_dags_test_s3_to_table(airflow_db, polaris, s3):
     assert "'rows_ingested': 300" in output
     assert len(polaris.journal(event="job_created")) == 1
     assert polaris.api_key not in output
+    assert deferred(polaris), "the wait must go through the trigger (aiohttp), not a worker poll"
+
+
+def test_airflow_dags_test_s3_to_knowledge_base(airflow_db, egain, s3):
+    day = "2026-02-04"
+    seed_demo_data(s3, day)
+    result = airflow_dags_test("s3_to_knowledge_base", day, airflow_db)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "state=success" in output
+    assert "'status': 'Successful'" in output and "'successful': 2" in output
+    assert len(egain.journal(event="job_created")) == 1
+    assert deferred(egain)
+    for secret in (egain.client_secret, *egain.tokens):
+        assert secret not in output
+
+
+def deferred(fake) -> bool:
+    """Whether a status poll came from the async client, i.e. from a trigger."""
+    return any("aiohttp" in r.get("agent", "") for r in fake.journal() if r.get("method") == "GET")

@@ -149,6 +149,14 @@ def test_zero_rows_is_a_failure(polaris, s3):
         op.execute({})
 
 
+def test_lost_reply_on_start_adopts_the_job_instead_of_starting_another(polaris, data):
+    ensure(polaris)
+    polaris.add_fault(action="drop_after", method="POST", path=r"/jobs$")
+    job_id = ingest_op(prefixes=[PREFIX]).execute({})
+    assert [e["id"] for e in polaris.journal(event="job_created")] == [job_id]
+    assert PolarisHook().get_job(job_id)["executionStatus"] == "completed"
+
+
 def test_on_kill_cancels_the_running_job(polaris, data):
     ensure(polaris)
     polaris.configure(pending_seconds=30)
@@ -183,6 +191,8 @@ def test_dag_run_ingests_once_and_reports_metrics(airflow_db, polaris, data, mod
     assert PolarisHook().get_job(job_id)["executionStatus"] == "completed"
     assert tis["ingest"].xcom_pull(task_ids="ingest", key="metrics")["numRowsPersisted"] == 50
     assert len(polaris.journal(event="job_created")) == 1
+    polled_by_trigger = any("aiohttp" in r["agent"] for r in polaris.journal() if r.get("method") == "GET")
+    assert polled_by_trigger == (mode == "deferred")
 
 
 @pytest.mark.parametrize("mode", ["poke", "deferred"])

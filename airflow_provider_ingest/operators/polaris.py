@@ -259,5 +259,6 @@ class PolarisStartIngestionJobOperator(IngestJobOperator):
                 "Polaris job %s ingested %s rows into %s (%s processed)",
                 job_id, metrics.get("numRowsPersisted"), self.table_name, metrics.get("numRowsProcessed"),
             )
-            context["ti"].xcom_push(key="metrics", value=metrics)
+            if ti := context.get("ti"):
+                ti.xcom_push(key="metrics", value=metrics)
         return job_id

@@ -54,7 +54,8 @@ def sample_events(day: str, rows: int, seed: int) -> bytes:
 def seed_demo_data(
     s3_client: Any, day: str, bucket: str = DEMO_BUCKET, files: int = 3, rows: int = 100
 ) -> list[str]:
-    """Date-partitioned sample data, ``events/<day>/part-N.json``, as the example DAGs expect."""
+    """Date-partitioned sample data as the example DAGs expect: event files under
+    ``events/<day>/`` and a knowledge content folder under ``knowledge/<day>/``."""
     try:
         s3_client.create_bucket(Bucket=bucket)
     except s3_client.exceptions.BucketAlreadyOwnedByYou:
@@ -63,6 +64,11 @@ def seed_demo_data(
     for n in range(files):
         key = f"events/{day}/part-{n:04d}.json"
         s3_client.put_object(Bucket=bucket, Key=key, Body=sample_events(day, rows, seed=n))
+        keys.append(key)
+    for name, title in [("reset-password", "Reset your password"), ("vpn", "Connect to the VPN")]:
+        key = f"knowledge/{day}/articles/{name}.html"
+        body = f"<html><head><title>{title}</title></head><body><h1>{title}</h1></body></html>"
+        s3_client.put_object(Bucket=bucket, Key=key, Body=body.encode(), ContentType="text/html")
         keys.append(key)
     return keys
 
