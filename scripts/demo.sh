@@ -24,7 +24,7 @@ for _ in $(seq 100); do [ -f "$STATE/fakes.env" ] && break; sleep 0.2; done
 source "$STATE/fakes.env"
 
 .venv/bin/airflow db migrate > "$STATE/db-migrate.log" 2>&1
-for dag in s3_to_table; do
+for dag in s3_to_table s3_to_knowledge_base; do
     echo "== airflow dags test $dag $DS"
     .venv/bin/airflow dags test "$dag" "$DS" > "$STATE/$dag.log" 2>&1 || { tail -50 "$STATE/$dag.log"; exit 1; }
     grep -o "Landed: .*" "$STATE/$dag.log" | head -1
