@@ -125,3 +125,22 @@ def run_dag(dag_id: str, conf: dict | None = None):
     with create_session() as session:
         tis = session.query(TaskInstance).filter_by(dag_id=dag_id, run_id=run.run_id).all()
         return run, {ti.task_id: ti for ti in tis}
+
+
+def run_trigger(trigger, on_kill_after: float | None = None) -> dict:
+    """Run a trigger to its first event in a fresh event loop, as the triggerer would; optionally
+    kill it (``on_kill``) after some seconds. Returns the event payload."""
+    import asyncio
+
+    from airflow_provider_ingest.http import close_shared_sessions
+
+    async def scenario():
+        waiting = asyncio.create_task(anext(trigger.run()))
+        if on_kill_after is not None:
+            await asyncio.sleep(on_kill_after)
+            await trigger.on_kill()
+        event = await waiting
+        await close_shared_sessions()
+        return event.payload
+
+    return asyncio.run(scenario())

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import BUCKET, EGAIN_AWS_KEY, run_dag
+from conftest import BUCKET, EGAIN_AWS_KEY, run_dag, run_trigger
 
 from airflow_provider_ingest.exceptions import IngestJobFailed
 from airflow_provider_ingest.hooks.egain import EgainHook, egain_snapshot, job_id_from_location
-from airflow_provider_ingest.http import close_shared_sessions
 from airflow_provider_ingest.jobs import JobState
 from airflow_provider_ingest.operators.egain import EgainStartImportOperator, parse_schedule_time
 from airflow_provider_ingest.sensors.egain import EgainImportJobSensor
@@ -266,13 +264,6 @@ def test_sensor_accepts_a_location(egain, kb):
     assert EgainHook().get_status(job_id)["status"] == "Successful"
 
 
-def run_trigger(trigger):
-    async def scenario():
-        event = await anext(trigger.run())
-        await close_shared_sessions()
-        return event.payload
-
-    return asyncio.run(scenario())
 
 
 def test_trigger_round_trip_success_and_failure(egain, kb):

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import json
 import threading
 import time
 
 import pytest
-from conftest import BUCKET, run_dag
+from conftest import BUCKET, run_dag, run_trigger
 
 from airflow_provider_ingest.exceptions import IngestJobFailed
 from airflow_provider_ingest.hooks.polaris import PolarisHook
-from airflow_provider_ingest.http import close_shared_sessions
 from airflow_provider_ingest.jobs import JobState
 from airflow_provider_ingest.operators.polaris import (
     PolarisEnsureS3ConnectionOperator,
@@ -221,19 +219,6 @@ def test_sensor_pokes_until_completed(polaris, data):
     assert PolarisHook().get_job(job_id)["executionStatus"] == "completed"
 
 
-def run_trigger(trigger, on_kill_after=None):
-    async def scenario():
-        if on_kill_after is None:
-            event = await anext(trigger.run())
-        else:
-            task = asyncio.create_task(anext(trigger.run()))
-            await asyncio.sleep(on_kill_after)
-            await trigger.on_kill()
-            event = await task
-        await close_shared_sessions()
-        return event.payload
-
-    return asyncio.run(scenario())
 
 
 def test_trigger_serialize_round_trip_and_success(polaris, data):

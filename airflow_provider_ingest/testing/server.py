@@ -71,6 +71,19 @@ def _abort(send: Any) -> None:
     send.__self__.transport.abort()
 
 
+def moto_s3_client(endpoint_url: str | None) -> Any:
+    """A boto3 S3 client for moto's server (moto accepts any key)."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
 class FakeService:
     """Subclasses set ``conn_id``, implement ``install_routes`` and ``airflow_connection``."""
 
@@ -115,15 +128,7 @@ class FakeService:
         return JSONResponse(self.error_body(code, message), status_code=status)
 
     def s3_client(self) -> Any:
-        import boto3
-
-        return boto3.client(
-            "s3",
-            endpoint_url=self.s3_endpoint_url,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        return moto_s3_client(self.s3_endpoint_url)
 
     # --- journal --------------------------------------------------------------------------------
     def record(self, event: str, **data: Any) -> None:

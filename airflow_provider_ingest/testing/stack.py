@@ -90,15 +90,9 @@ class Stack:
         return conns
 
     def s3_client(self) -> Any:
-        import boto3
+        from airflow_provider_ingest.testing.server import moto_s3_client
 
-        return boto3.client(
-            "s3",
-            endpoint_url=self.s3_url,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        return moto_s3_client(self.s3_url)
 
     def stop(self) -> None:
         for fake in self.fakes:
