@@ -144,3 +144,27 @@ def run_trigger(trigger, on_kill_after: float | None = None) -> dict:
         return event.payload
 
     return asyncio.run(scenario())
+
+
+def kill_while_running(operator) -> Exception | None:
+    """Run ``operator.execute`` in a worker thread, call ``on_kill`` once its job has started (as
+    Airflow does when a task is killed), and return what ``execute`` raised."""
+    import threading
+    import time
+
+    raised: list[Exception] = []
+
+    def work():
+        try:
+            operator.execute({})
+        except Exception as exc:
+            raised.append(exc)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    deadline = time.time() + 10
+    while operator.job_id is None and time.time() < deadline:
+        time.sleep(0.05)
+    operator.on_kill()
+    worker.join(10)
+    return raised[0] if raised else None

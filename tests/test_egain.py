@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import BUCKET, EGAIN_AWS_KEY, run_dag, run_trigger
+from conftest import BUCKET, EGAIN_AWS_KEY, kill_while_running, run_dag, run_trigger
 
 from airflow_provider_ingest.exceptions import IngestJobFailed
 from airflow_provider_ingest.hooks.egain import EgainHook, egain_snapshot, job_id_from_location
@@ -167,25 +166,10 @@ def test_wrong_aws_keys_fail_the_job_with_the_servers_reason(egain, kb, monkeypa
 def test_on_kill_cancels_the_job(egain, kb):
     egain.configure(scheduled_seconds=30)
     op = import_op()
-    errors = []
-    worker = threading.Thread(target=lambda: errors.append(_raises(op.execute, {})))
-    worker.start()
-    deadline = time.time() + 10
-    while op.job_id is None and time.time() < deadline:
-        time.sleep(0.05)
-    op.on_kill()
-    worker.join(10)
+    error = kill_while_running(op)
     egain.configure(scheduled_seconds=0.3)
     assert EgainHook().get_status(op.job_id)["status"] == "Cancelled"
-    assert "Cancelled" in str(errors[0])
-
-
-def _raises(fn, *args):
-    try:
-        fn(*args)
-    except Exception as exc:
-        return exc
-    return None
+    assert "Cancelled" in str(error)
 
 
 # --- bad input: fails before any eGain request ----------------------------------------------------

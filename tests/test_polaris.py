@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import importlib
 import json
-import threading
 import time
 
 import pytest
-from conftest import BUCKET, run_dag, run_trigger
+from conftest import BUCKET, kill_while_running, run_dag, run_trigger
 
 from airflow_provider_ingest.exceptions import IngestJobFailed
 from airflow_provider_ingest.hooks.polaris import PolarisHook
@@ -159,24 +158,10 @@ def test_on_kill_cancels_the_running_job(polaris, data):
     ensure(polaris)
     polaris.configure(pending_seconds=30)
     op = ingest_op(prefixes=[PREFIX])
-    errors = []
-    worker = threading.Thread(target=lambda: _capture(errors, op.execute, {}))
-    worker.start()
-    deadline = time.time() + 10
-    while op.job_id is None and time.time() < deadline:
-        time.sleep(0.05)
-    op.on_kill()
-    worker.join(10)
+    error = kill_while_running(op)
     polaris.configure(pending_seconds=0.2)
     assert PolarisHook().get_job(op.job_id)["executionStatus"] == "canceled"
-    assert errors and "canceled" in str(errors[0])
-
-
-def _capture(errors, fn, *args):
-    try:
-        fn(*args)
-    except Exception as exc:
-        errors.append(exc)
+    assert "canceled" in str(error)
 
 
 # --- full Airflow runs: retries re-attach, deferral ---------------------------------------------
