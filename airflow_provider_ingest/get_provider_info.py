@@ -56,7 +56,11 @@ CONNECTION_TYPES: list[dict[str, Any]] = [
 ]
 
 # (integration name, module suffix): one hook, operator, sensor and trigger module each.
-INTEGRATIONS = [("Imply Polaris", "polaris"), ("eGain AI Knowledge Hub", "egain")]
+INTEGRATIONS = [
+    ("Imply Polaris", "polaris"),
+    ("eGain AI Knowledge Hub", "egain"),
+    ("Amazon Q in Connect", "qconnect"),  # uses the amazon provider's aws connection type
+]
 
 
 def _modules(kind: str) -> list[dict[str, Any]]:

@@ -253,7 +253,11 @@ class ApiClient(_ClientBase):
     ) -> requests.Response:
         url = self.url(path)
         budget = self.budget(method, idempotent)
+        # A streamed body can be read once; a callable ``data`` gives a fresh stream per try.
+        body_factory = kwargs.pop("data") if callable(kwargs.get("data")) else None
         while True:
+            if body_factory is not None:
+                kwargs["data"] = body_factory()
             try:
                 response = self.session.request(
                     method,

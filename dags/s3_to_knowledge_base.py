@@ -3,11 +3,14 @@
 
 Imports one day's knowledge content folder from S3 into knowledge services.
 
-- **eGain AI Knowledge Hub**: starts an import job for the folder (formatted as eGain's import
-  format guide describes) and waits for it in the triggerer. `egain_validate_first` runs a
+- **eGain AI Knowledge Hub**: imports `<prefix>articles/` (formatted as eGain's import format
+  guide describes) and waits for the job in the triggerer. `egain_validate_first` runs a
   validation job first and stops before importing when the folder has errors.
+- **Amazon Q in Connect**: uploads `<prefix>quick_responses.csv` to a quick-responses knowledge
+  base and waits for the import job.
 
-On its daily schedule the run reads `s3://<bucket>/knowledge/<logical date>/`; from the UI's
+Branches run in parallel. On its daily schedule the run reads
+`s3://<bucket>/knowledge/<logical date>/`; from the UI's
 trigger form, fill in `prefix` to import another folder, or switch a branch off. The last task
 logs and returns what landed.
 """
@@ -19,6 +22,7 @@ import datetime as dt
 from airflow.sdk import DAG, Param, task
 
 from airflow_provider_ingest.operators.egain import EgainStartImportOperator
+from airflow_provider_ingest.operators.qconnect import QConnectImportQuickResponsesOperator
 
 FOLDER = "{{ params.prefix or 'knowledge/' ~ ds ~ '/' }}"
 
@@ -32,7 +36,7 @@ with DAG(
     max_active_runs=1,
     render_template_as_native_obj=True,
     default_args={"retries": 2, "retry_delay": dt.timedelta(minutes=1)},
-    tags=["ingest", "egain"],
+    tags=["ingest", "egain", "qconnect"],
     params={
         "bucket": Param("ingest-demo", type="string", minLength=3, description="S3 bucket to read."),
         "prefix": Param(
@@ -48,16 +52,27 @@ with DAG(
         "egain_validate_first": Param(
             False, type="boolean", description="eGain: validate the folder before importing."
         ),
+        "run_qconnect": Param(True, type="boolean", description="Import quick responses into Q in Connect."),
+        "qconnect_knowledge_base_id": Param(
+            "1b0c5d2e-3f4a-4b5c-8d6e-7f8091a2b3c4",
+            type="string",
+            description="Q in Connect: id of the QUICK_RESPONSES knowledge base.",
+        ),
     },
 ) as dag:
 
-    @task.short_circuit(ignore_downstream_trigger_rules=False)
-    def egain_enabled(params=None) -> bool:
-        return bool(params["run_egain"])
+    def branch_switch(name: str):
+        """A task that skips the branch ``name`` when its ``run_<name>`` param is off."""
+
+        @task.short_circuit(task_id=f"{name}_enabled", ignore_downstream_trigger_rules=False)
+        def enabled(params=None) -> bool:
+            return bool(params[f"run_{name}"])
+
+        return enabled()
 
     egain_import = EgainStartImportOperator(
         task_id="egain_import",
-        s3_path="s3://{{ params.bucket }}/" + FOLDER,
+        s3_path="s3://{{ params.bucket }}/" + FOLDER + "articles/",
         region="{{ params.region }}",
         operation="{{ params.egain_operation }}",
         validate_first="{{ params.egain_validate_first }}",
@@ -66,10 +81,24 @@ with DAG(
         timeout=6 * 3600,
     )
 
+    qconnect_import = QConnectImportQuickResponsesOperator(
+        task_id="qconnect_import",
+        s3_key="s3://{{ params.bucket }}/" + FOLDER + "quick_responses.csv",
+        knowledge_base_id="{{ params.qconnect_knowledge_base_id }}",
+        deferrable=True,
+        poll_interval=5,
+        timeout=3 * 3600,
+    )
+
     @task(trigger_rule="none_failed")
     def summarize(ti=None) -> dict:
-        summary = {"egain": ti.xcom_pull(task_ids="egain_import")}
+        summary = {
+            "egain": ti.xcom_pull(task_ids="egain_import"),
+            "qconnect": {"import_job_id": ti.xcom_pull(task_ids="qconnect_import")},
+        }
         print(f"Landed: {summary}")
         return summary
 
-    egain_enabled() >> egain_import >> summarize()
+    summary = summarize()
+    branch_switch("egain") >> egain_import >> summary
+    branch_switch("qconnect") >> qconnect_import >> summary

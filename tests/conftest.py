@@ -30,8 +30,8 @@ os.environ.update(
 )
 
 from airflow_provider_ingest.auth import clear_token_cache  # noqa: E402
-from airflow_provider_ingest.testing import EgainFake, PolarisFake  # noqa: E402
-from airflow_provider_ingest.testing.stack import start_moto_s3  # noqa: E402
+from airflow_provider_ingest.testing import EgainFake, PolarisFake, QConnectFake  # noqa: E402
+from airflow_provider_ingest.testing.stack import aws_connection, start_moto_s3  # noqa: E402
 
 BUCKET = "ingest-test"
 
@@ -49,14 +49,7 @@ def airflow_db() -> Path:
 def moto_s3():
     """moto's S3 server on a free port, reachable through the ``aws_default`` connection."""
     server, url = start_moto_s3()
-    os.environ["AIRFLOW_CONN_AWS_DEFAULT"] = json.dumps(
-        {
-            "conn_type": "aws",
-            "login": "testing",
-            "password": "testing",
-            "extra": {"endpoint_url": url, "region_name": "us-east-1"},
-        }
-    )
+    os.environ["AIRFLOW_CONN_AWS_DEFAULT"] = json.dumps(aws_connection(url))
     yield url
     server.stop()
 
@@ -111,6 +104,23 @@ def egain(egain_server):
     clear_token_cache()
     yield egain_server
     egain_server.clear_faults()
+
+
+@pytest.fixture(scope="session")
+def qconnect_server(moto_s3):
+    with QConnectFake(s3_endpoint_url=moto_s3, processing_seconds=0.3) as fake:
+        # aws_default reaches S3 at moto and qconnect at the fake (per-service endpoint)
+        os.environ["AIRFLOW_CONN_AWS_DEFAULT"] = json.dumps(
+            aws_connection(moto_s3, fake.aws_service_config())
+        )
+        yield fake
+
+
+@pytest.fixture
+def qconnect(qconnect_server):
+    qconnect_server.reset()
+    yield qconnect_server
+    qconnect_server.clear_faults()
 
 
 def run_dag(dag_id: str, conf: dict | None = None):

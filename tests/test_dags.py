@@ -50,7 +50,7 @@ def test_airflow_dags_test_s3_to_table(airflow_db, polaris, s3):
     assert deferred(polaris), "the wait must go through the trigger (aiohttp), not a worker poll"
 
 
-def test_airflow_dags_test_s3_to_knowledge_base(airflow_db, egain, s3):
+def test_airflow_dags_test_s3_to_knowledge_base(airflow_db, egain, qconnect, s3):
     day = "2026-02-04"
     seed_demo_data(s3, day)
     result = airflow_dags_test("s3_to_knowledge_base", day, airflow_db)
@@ -60,6 +60,10 @@ def test_airflow_dags_test_s3_to_knowledge_base(airflow_db, egain, s3):
     assert "'status': 'Successful'" in output and "'successful': 2" in output
     assert len(egain.journal(event="job_created")) == 1
     assert deferred(egain)
+    assert len(qconnect.journal(event="job_created")) == 1
+    assert len(qconnect.journal(event="upload_received")) == 1
+    assert any("aiobotocore" in r.get("agent", "") for r in qconnect.journal() if r.get("method") == "GET")
+    assert "X-Amz-Signature" not in output  # the presigned upload URL never reaches a log
     for secret in (egain.client_secret, *egain.tokens):
         assert secret not in output
 

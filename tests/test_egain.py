@@ -248,8 +248,6 @@ def test_sensor_accepts_a_location(egain, kb):
     assert EgainHook().get_status(job_id)["status"] == "Successful"
 
 
-
-
 def test_trigger_round_trip_success_and_failure(egain, kb):
     hook = EgainHook()
     job_id = hook.start_import({"dataSource": data_source(), "operation": "import"})

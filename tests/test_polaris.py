@@ -204,8 +204,6 @@ def test_sensor_pokes_until_completed(polaris, data):
     assert PolarisHook().get_job(job_id)["executionStatus"] == "completed"
 
 
-
-
 def test_trigger_serialize_round_trip_and_success(polaris, data):
     job_id = start_job(polaris, data)
     trigger = PolarisJobTrigger(

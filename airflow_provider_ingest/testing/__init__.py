@@ -5,8 +5,9 @@
 
 from airflow_provider_ingest.testing.egain import EgainFake
 from airflow_provider_ingest.testing.polaris import PolarisFake
+from airflow_provider_ingest.testing.qconnect import QConnectFake
 from airflow_provider_ingest.testing.server import FakeService
 
-FAKES = [PolarisFake, EgainFake]
+FAKES = [PolarisFake, EgainFake, QConnectFake]
 
-__all__ = ["FAKES", "EgainFake", "FakeService", "PolarisFake"]
+__all__ = ["FAKES", "EgainFake", "FakeService", "PolarisFake", "QConnectFake"]

@@ -37,7 +37,8 @@ class FaultInjector:
                 status_seen.append(message["status"])
             await send(message)
 
-        fault = self.fake.take_fault(scope["method"], scope["path"])
+        agent = dict(scope.get("headers") or []).get(b"user-agent", b"").decode(errors="replace")
+        fault = self.fake.take_fault(scope["method"], scope["path"], agent)
         action = fault.get("action") if fault else None
         try:
             if action == "status":
@@ -85,9 +86,10 @@ def moto_s3_client(endpoint_url: str | None) -> Any:
 
 
 class FakeService:
-    """Subclasses set ``conn_id``, implement ``install_routes`` and ``airflow_connection``."""
+    """Subclasses set ``conn_id``, implement ``install_routes`` and ``airflow_connection``; a fake
+    of an AWS service sets ``conn_id = None`` and implements ``aws_service_config`` instead."""
 
-    conn_id: ClassVar[str]
+    conn_id: ClassVar[str | None]
     tunables: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, *, s3_endpoint_url: str | None = None):
@@ -110,6 +112,10 @@ class FakeService:
     def airflow_connection(self) -> dict[str, Any]:
         """The Airflow connection (as an ``AIRFLOW_CONN_*`` JSON dict) that reaches this fake."""
         raise NotImplementedError
+
+    def aws_service_config(self) -> dict[str, Any]:
+        """``service_config`` entries for the AWS connection that route a boto3 client here."""
+        return {}
 
     def reset_state(self) -> None:
         """Forget every resource the fake holds (subclasses)."""
@@ -170,12 +176,15 @@ class FakeService:
         with self.lock:
             self._faults.clear()
 
-    def take_fault(self, method: str, path: str) -> dict[str, Any] | None:
+    def take_fault(self, method: str, path: str, agent: str = "") -> dict[str, Any] | None:
+        """The first rule matching method, path and (optionally, by regex) the User-Agent."""
         with self.lock:
             for rule in self._faults:
                 if rule.get("method") not in (None, method):
                     continue
-                if not re.search(rule.get("path") or "", path):
+                if not re.search(rule.get("path") or "", path) or not re.search(
+                    rule.get("agent") or "", agent
+                ):
                     continue
                 rule["times"] -= 1
                 if rule["times"] <= 0:

@@ -20,13 +20,12 @@ def start_moto_s3(host: str = "127.0.0.1", port: int = 0) -> tuple[Any, str]:
     return server, f"http://{bound_host}:{bound_port}"
 
 
-def aws_connection(s3_url: str) -> dict[str, Any]:
-    return {
-        "conn_type": "aws",
-        "login": "testing",
-        "password": "testing",
-        "extra": {"endpoint_url": s3_url, "region_name": "us-east-1"},
-    }
+def aws_connection(s3_url: str, service_config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``aws_default`` for the stack: S3 at moto, services moto lacks routed to their fakes."""
+    extra: dict[str, Any] = {"endpoint_url": s3_url, "region_name": "us-east-1"}
+    if service_config:
+        extra["service_config"] = service_config
+    return {"conn_type": "aws", "login": "testing", "password": "testing", "extra": extra}
 
 
 def connection_env(connections: dict[str, dict[str, Any]]) -> dict[str, str]:
@@ -70,6 +69,14 @@ def seed_demo_data(
         body = f"<html><head><title>{title}</title></head><body><h1>{title}</h1></body></html>"
         s3_client.put_object(Bucket=bucket, Key=key, Body=body.encode(), ContentType="text/html")
         keys.append(key)
+    key = f"knowledge/{day}/quick_responses.csv"
+    quick_responses = (
+        "Name,Content,Content Type,Shortcut Key\n"
+        "Password reset,Use the self-service portal to reset your password.,text/plain,pwreset\n"
+        "VPN,Install the VPN client and sign in with your badge number.,text/plain,vpn\n"
+    )
+    s3_client.put_object(Bucket=bucket, Key=key, Body=quick_responses.encode(), ContentType="text/csv")
+    keys.append(key)
     return keys
 
 
@@ -85,8 +92,11 @@ class Stack:
             fake.start(host)
 
     def connections(self) -> dict[str, dict[str, Any]]:
-        conns = {"aws_default": aws_connection(self.s3_url)}
-        conns.update({fake.conn_id: fake.airflow_connection() for fake in self.fakes})
+        service_config: dict[str, Any] = {}
+        for fake in self.fakes:
+            service_config.update(fake.aws_service_config())
+        conns = {"aws_default": aws_connection(self.s3_url, service_config)}
+        conns.update({fake.conn_id: fake.airflow_connection() for fake in self.fakes if fake.conn_id})
         return conns
 
     def s3_client(self) -> Any:

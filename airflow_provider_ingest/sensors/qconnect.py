@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from airflow.providers.amazon.aws.sensors.base_aws import AwsBaseSensor
+from airflow.sdk import Context
+
+from airflow_provider_ingest.exceptions import IngestJobFailed
+from airflow_provider_ingest.hooks.qconnect import QConnectHook
+from airflow_provider_ingest.operators.base import default_deferrable
+from airflow_provider_ingest.triggers.qconnect import QConnectImportJobTrigger
+
+IN_PROGRESS = {"START_IN_PROGRESS"}
+
+
+def check_import_job(hook: QConnectHook, job: dict[str, Any]) -> bool:
+    """True when the job is COMPLETE, False while it runs; raises with the failed records otherwise."""
+    status = job.get("status")
+    if status == "COMPLETE":
+        return True
+    if status in IN_PROGRESS:
+        return False
+    raise IngestJobFailed(f"Amazon Q in Connect {hook.failure_summary(job)}")
+
+
+class QConnectImportJobSensor(AwsBaseSensor[QConnectHook]):
+    """Waits for an import job to be COMPLETE; a FAILED job raises with its failed records."""
+
+    aws_hook_class = QConnectHook
+    template_fields = ("knowledge_base_id", "import_job_id", "aws_conn_id", "region_name")
+
+    def __init__(
+        self,
+        *,
+        knowledge_base_id: str,
+        import_job_id: str,
+        deferrable: bool = default_deferrable(),
+        poll_interval: float = 30,
+        **kwargs: Any,
+    ):
+        super().__init__(poke_interval=poll_interval, **kwargs)
+        self.knowledge_base_id = knowledge_base_id
+        self.import_job_id = import_job_id
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        self.defer(
+            trigger=QConnectImportJobTrigger(
+                knowledge_base_id=self.knowledge_base_id,
+                import_job_id=self.import_job_id,
+                deadline=time.time() + min(self.timeout, 365 * 86400.0),
+                waiter_delay=self.poll_interval,
+                aws_conn_id=self.aws_conn_id,
+                region_name=self.region_name,
+            ),
+            method_name="execute_complete",
+        )
+
+    def poke(self, context: Context) -> bool:
+        job = self.hook.get_import_job(self.knowledge_base_id, self.import_job_id)
+        return check_import_job(self.hook, job)
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
+        job = self.hook.get_import_job(self.knowledge_base_id, self.import_job_id)
+        if not check_import_job(self.hook, job):
+            raise IngestJobFailed(f"wait ended without a result: {(event or {}).get('message')}")
+        return self.import_job_id

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.providers.amazon.aws.triggers.base import AwsBaseWaiterTrigger
+from airflow.triggers.base import TriggerEvent
+
+from airflow_provider_ingest.hooks.qconnect import QConnectHook
+
+
+class QConnectImportJobTrigger(AwsBaseWaiterTrigger):
+    """Waits for a Q in Connect import job with the package's ``import_job_complete`` waiter.
+
+    ``deadline`` (epoch seconds) is serialized and the waiter's attempts are recomputed from it at
+    every start, so a triggerer restart continues the same wait instead of granting a new one.
+    """
+
+    aws_hook_class = QConnectHook
+
+    def __init__(
+        self,
+        *,
+        knowledge_base_id: str,
+        import_job_id: str,
+        deadline: float,
+        waiter_delay: float = 30,
+        waiter_max_attempts: int | None = None,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        verify: bool | str | None = None,
+        botocore_config: dict | None = None,
+    ):
+        super().__init__(
+            serialized_fields={
+                "knowledge_base_id": knowledge_base_id,
+                "import_job_id": import_job_id,
+                "deadline": deadline,
+            },
+            waiter_name="import_job_complete",
+            waiter_args={"knowledgeBaseId": knowledge_base_id, "importJobId": import_job_id},
+            failure_message="Amazon Q in Connect import job failed",
+            status_message="Import job status",
+            status_queries=["importJob.status"],
+            return_key="import_job_id",
+            return_value=import_job_id,
+            waiter_delay=waiter_delay,
+            waiter_max_attempts=waiter_max_attempts or 1,
+            aws_conn_id=aws_conn_id,
+            region_name=region_name,
+            verify=verify,
+            botocore_config=botocore_config,
+        )
+        self.deadline = deadline
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        path, params = super().serialize()
+        params.pop("waiter_max_attempts", None)  # derived from the deadline, never frozen
+        return path, params
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        self.attempts = max(1, math.ceil((self.deadline - time.time()) / max(self.waiter_delay, 0.1)))
+        async for event in super().run():
+            yield event
