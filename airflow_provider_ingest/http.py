@@ -216,9 +216,7 @@ class _ClientBase:
 
     def error(self, method: str, url: str, status: int | None, body_text: str) -> IngestApiError:
         code, message = error_details(_json_or_text(body_text), body_text[:500] or "(empty body)")
-        return IngestApiError(
-            self.service, method.upper(), self.endpoint(url), status, redact(message), code
-        )
+        return IngestApiError(self.service, method.upper(), self.endpoint(url), status, redact(message), code)
 
 
 def _sent_before_failure(exc: requests.RequestException) -> bool:

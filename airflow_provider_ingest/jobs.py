@@ -114,16 +114,16 @@ class JobWatch:
             self._unknown_logged.add(snapshot.status)
             self.log.warning(
                 "%s job %s reports an unexpected status %r; still waiting",
-                self.service, self.job_id, snapshot.status,
+                self.service,
+                self.job_id,
+                snapshot.status,
             )
         if snapshot.warning and not self._warning_logged:
             self._warning_logged = True
             self.log.warning("%s job %s: %s", self.service, self.job_id, snapshot.warning)
         if snapshot.state is JobState.FAILED:
             reason = snapshot.reason or "no reason given"
-            raise IngestJobFailed(
-                f"{self.service} job {self.job_id} ended {snapshot.status}: {reason}"
-            )
+            raise IngestJobFailed(f"{self.service} job {self.job_id} ended {snapshot.status}: {reason}")
         return snapshot.state is JobState.SUCCEEDED
 
     def seconds_left(self) -> float:

@@ -78,7 +78,5 @@ def default_mappings(input_schema: list[dict[str, str]], time_column: str) -> li
         else f'TIME_PARSE("{time_column}")'
     )
     mappings = [{"columnName": "__time", "expression": time_expr}]
-    mappings += [
-        {"columnName": name, "expression": f'"{name}"'} for name in by_name if name != time_column
-    ]
+    mappings += [{"columnName": name, "expression": f'"{name}"'} for name in by_name if name != time_column]
     return mappings

@@ -160,7 +160,10 @@ class PolarisStartIngestionJobOperator(IngestJobOperator):
     @property
     def descriptors(self) -> dict[str, Any]:
         return {
-            "uris": self.uris, "prefixes": self.prefixes, "objects": self.objects, "pattern": self.pattern
+            "uris": self.uris,
+            "prefixes": self.prefixes,
+            "objects": self.objects,
+            "pattern": self.pattern,
         }
 
     def validate(self) -> None:
@@ -257,7 +260,10 @@ class PolarisStartIngestionJobOperator(IngestJobOperator):
             metrics = self.hook.get_job_metrics(job_id)
             self.log.info(
                 "Polaris job %s ingested %s rows into %s (%s processed)",
-                job_id, metrics.get("numRowsPersisted"), self.table_name, metrics.get("numRowsProcessed"),
+                job_id,
+                metrics.get("numRowsPersisted"),
+                self.table_name,
+                metrics.get("numRowsProcessed"),
             )
             if ti := context.get("ti"):
                 ti.xcom_push(key="metrics", value=metrics)
