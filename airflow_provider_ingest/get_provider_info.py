@@ -55,11 +55,42 @@ CONNECTION_TYPES: list[dict[str, Any]] = [
     },
 ]
 
+CONNECTION_TYPES.append(
+    {
+        "connection-type": "zeta_alpha",
+        "hook-class-name": f"{PACKAGE}.hooks.zeta_alpha.ZetaAlphaHook",
+        "hook-name": "Zeta Alpha",
+        "ui-field-behaviour": {
+            "hidden-fields": ["schema", "login", "port"],
+            "relabeling": {"host": "Base URL", "password": "API key or bearer token"},
+            "placeholders": {"host": "https://api.zeta-alpha.com"},
+        },
+        "conn-fields": {
+            "tenant": {
+                "label": "Tenant",
+                "description": "Tenant that owns the documents",
+                "schema": {"type": "string"},
+            },
+            "index_id": {
+                "label": "Index ID",
+                "description": "Index to use; empty for the tenant's default index",
+                "schema": {"type": ["string", "null"]},
+            },
+            "auth_type": {
+                "label": "Auth type",
+                "description": "api_key: the password goes in X-Auth; bearer: in Authorization",
+                "schema": {"type": "string", "enum": ["api_key", "bearer"], "default": "api_key"},
+            },
+        },
+    }
+)
+
 # (integration name, module suffix): one hook, operator, sensor and trigger module each.
 INTEGRATIONS = [
     ("Imply Polaris", "polaris"),
     ("eGain AI Knowledge Hub", "egain"),
     ("Amazon Q in Connect", "qconnect"),  # uses the amazon provider's aws connection type
+    ("Zeta Alpha", "zeta_alpha"),
 ]
 
 

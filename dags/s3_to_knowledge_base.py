@@ -8,6 +8,8 @@ Imports one day's knowledge content folder from S3 into knowledge services.
   validation job first and stops before importing when the folder has errors.
 - **Amazon Q in Connect**: uploads `<prefix>quick_responses.csv` to a quick-responses knowledge
   base and waits for the import job.
+- **Zeta Alpha**: sends every file under `<prefix>articles/` as a document (mirroring the folder:
+  unchanged files are skipped, removed ones deleted) and waits until all are indexed.
 
 Branches run in parallel. On its daily schedule the run reads
 `s3://<bucket>/knowledge/<logical date>/`; from the UI's
@@ -23,6 +25,7 @@ from airflow.sdk import DAG, Param, task
 
 from airflow_provider_ingest.operators.egain import EgainStartImportOperator
 from airflow_provider_ingest.operators.qconnect import QConnectImportQuickResponsesOperator
+from airflow_provider_ingest.operators.zeta_alpha import S3ToZetaAlphaOperator
 
 FOLDER = "{{ params.prefix or 'knowledge/' ~ ds ~ '/' }}"
 
@@ -36,7 +39,7 @@ with DAG(
     max_active_runs=1,
     render_template_as_native_obj=True,
     default_args={"retries": 2, "retry_delay": dt.timedelta(minutes=1)},
-    tags=["ingest", "egain", "qconnect"],
+    tags=["ingest", "egain", "qconnect", "zeta_alpha"],
     params={
         "bucket": Param("ingest-demo", type="string", minLength=3, description="S3 bucket to read."),
         "prefix": Param(
@@ -57,6 +60,13 @@ with DAG(
             "1b0c5d2e-3f4a-4b5c-8d6e-7f8091a2b3c4",
             type="string",
             description="Q in Connect: id of the QUICK_RESPONSES knowledge base.",
+        ),
+        "run_zeta_alpha": Param(True, type="boolean", description="Ingest the articles into Zeta Alpha."),
+        "zeta_alpha_content_source_id": Param(
+            "s3-knowledge",
+            type="string",
+            minLength=1,
+            description="Zeta Alpha: content source the documents belong to (scopes the folder mirror).",
         ),
     },
 ) as dag:
@@ -90,11 +100,27 @@ with DAG(
         timeout=3 * 3600,
     )
 
+    zeta_alpha_ingest = S3ToZetaAlphaOperator(
+        task_id="zeta_alpha_ingest",
+        s3_prefix="s3://{{ params.bucket }}/" + FOLDER + "articles/",
+        content_source_id="{{ params.zeta_alpha_content_source_id }}",
+        allow_access_rights=[{"name": "public"}],
+        sync=True,
+        deferrable=True,
+        poll_interval=5,
+        timeout=3 * 3600,
+    )
+
     @task(trigger_rule="none_failed")
     def summarize(ti=None) -> dict:
         summary = {
             "egain": ti.xcom_pull(task_ids="egain_import"),
             "qconnect": {"import_job_id": ti.xcom_pull(task_ids="qconnect_import")},
+            "zeta_alpha": {
+                k: v
+                for k, v in (ti.xcom_pull(task_ids="zeta_alpha_ingest") or {}).items()
+                if k != "document_ids"
+            },
         }
         print(f"Landed: {summary}")
         return summary
@@ -102,3 +128,4 @@ with DAG(
     summary = summarize()
     branch_switch("egain") >> egain_import >> summary
     branch_switch("qconnect") >> qconnect_import >> summary
+    branch_switch("zeta_alpha") >> zeta_alpha_ingest >> summary

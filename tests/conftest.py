@@ -30,7 +30,7 @@ os.environ.update(
 )
 
 from airflow_provider_ingest.auth import clear_token_cache  # noqa: E402
-from airflow_provider_ingest.testing import EgainFake, PolarisFake, QConnectFake  # noqa: E402
+from airflow_provider_ingest.testing import EgainFake, PolarisFake, QConnectFake, ZetaAlphaFake  # noqa: E402
 from airflow_provider_ingest.testing.stack import aws_connection, start_moto_s3  # noqa: E402
 
 BUCKET = "ingest-test"
@@ -121,6 +121,20 @@ def qconnect(qconnect_server):
     qconnect_server.reset()
     yield qconnect_server
     qconnect_server.clear_faults()
+
+
+@pytest.fixture(scope="session")
+def zeta_server(moto_s3):
+    with ZetaAlphaFake(s3_endpoint_url=moto_s3, ingesting_seconds=0.1, indexing_seconds=0.2) as fake:
+        os.environ["AIRFLOW_CONN_ZETA_ALPHA_DEFAULT"] = json.dumps(fake.airflow_connection())
+        yield fake
+
+
+@pytest.fixture
+def zeta(zeta_server):
+    zeta_server.reset()
+    yield zeta_server
+    zeta_server.clear_faults()
 
 
 def run_dag(dag_id: str, conf: dict | None = None):

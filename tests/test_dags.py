@@ -50,7 +50,7 @@ def test_airflow_dags_test_s3_to_table(airflow_db, polaris, s3):
     assert deferred(polaris), "the wait must go through the trigger (aiohttp), not a worker poll"
 
 
-def test_airflow_dags_test_s3_to_knowledge_base(airflow_db, egain, qconnect, s3):
+def test_airflow_dags_test_s3_to_knowledge_base(airflow_db, egain, qconnect, zeta, s3):
     day = "2026-02-04"
     seed_demo_data(s3, day)
     result = airflow_dags_test("s3_to_knowledge_base", day, airflow_db)
@@ -64,6 +64,8 @@ def test_airflow_dags_test_s3_to_knowledge_base(airflow_db, egain, qconnect, s3)
     assert len(qconnect.journal(event="upload_received")) == 1
     assert any("aiobotocore" in r.get("agent", "") for r in qconnect.journal() if r.get("method") == "GET")
     assert "X-Amz-Signature" not in output  # the presigned upload URL never reaches a log
+    assert "'zeta_alpha': {'sent': 2, 'skipped': 0, 'deleted': 0, 'statuses': {'indexed': 2}}" in output
+    assert deferred(zeta) and zeta.api_key not in output
     for secret in (egain.client_secret, *egain.tokens):
         assert secret not in output
 

@@ -7,7 +7,8 @@ from airflow_provider_ingest.testing.egain import EgainFake
 from airflow_provider_ingest.testing.polaris import PolarisFake
 from airflow_provider_ingest.testing.qconnect import QConnectFake
 from airflow_provider_ingest.testing.server import FakeService
+from airflow_provider_ingest.testing.zeta_alpha import ZetaAlphaFake
 
-FAKES = [PolarisFake, EgainFake, QConnectFake]
+FAKES = [PolarisFake, EgainFake, QConnectFake, ZetaAlphaFake]
 
-__all__ = ["FAKES", "EgainFake", "FakeService", "PolarisFake", "QConnectFake"]
+__all__ = ["FAKES", "EgainFake", "FakeService", "PolarisFake", "QConnectFake", "ZetaAlphaFake"]

@@ -1,0 +1,372 @@
+"""Zeta Alpha: an S3 folder as documents (optionally mirrored), access-rights updates."""
+
+from __future__ import annotations
+
+import base64
+import mimetypes
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from functools import cached_property
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context
+
+from airflow_provider_ingest.exceptions import IngestJobFailed
+from airflow_provider_ingest.hooks.zeta_alpha import ZetaAlphaHook, s3_document_id
+from airflow_provider_ingest.jobs import JobSnapshot
+from airflow_provider_ingest.operators.base import IngestJobOperator
+from airflow_provider_ingest.triggers.zeta_alpha import ZetaAlphaDocumentsTrigger
+from airflow_provider_ingest.validation import check_choice, check_type, parse_s3_uri, require
+
+CONTENT_MODES = {"inline", "url"}
+TEXT_TYPES = {"application/json", "application/xml", "application/x-ndjson", "application/javascript"}
+GENERIC_TYPES = {None, "", "binary/octet-stream", "application/octet-stream"}
+MAX_ERRORS_SHOWN = 20
+
+
+def is_text(content_type: str) -> bool:
+    return content_type.startswith("text/") or content_type in TEXT_TYPES
+
+
+def check_access_rights(rights: Any, field: str) -> list[dict[str, Any]]:
+    for right in check_type(rights, list, field):
+        check_type(right, dict, field)
+        require(right.get("name"), f"{field}[].name")
+    return rights
+
+
+def check_batch_limits(max_documents: Any, max_bytes: Any = 1024, in_flight: Any = 1) -> None:
+    for value, field, low in (
+        (max_documents, "batch_max_documents", 1),
+        (max_bytes, "batch_max_bytes", 1024),
+        (in_flight, "max_in_flight", 1),
+    ):
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ValueError(f"{field}: expected an integer >= {low}, got {value!r}")
+
+
+def send_batches(
+    batches: Iterable[list[Any]],
+    send: Callable[[list[Any]], dict[str, Any]],
+    ids_of: Callable[[list[Any]], list[str]],
+    max_in_flight: int,
+) -> tuple[list[str], list[dict[str, str]]]:
+    """Send every batch with up to ``max_in_flight`` in flight; never stop at a failed one.
+
+    Returns the ids the API accepted and the per-document errors (the reply's ``errors``, or the
+    whole batch when the request itself failed). At most ``2 * max_in_flight`` batches are built
+    ahead, so memory stays bounded however large the folder.
+    """
+    accepted: list[str] = []
+    errors: list[dict[str, str]] = []
+
+    def settle(future: Future, batch: list[Any]) -> None:
+        ids = ids_of(batch)
+        try:
+            reply = future.result() or {}
+        except Exception as exc:  # the batch as a whole failed: every document in it did
+            errors.extend({"document_id": i, "error_message": str(exc)} for i in ids)
+            return
+        failed = {e.get("document_id"): e.get("error_message", "") for e in reply.get("errors") or []}
+        errors.extend({"document_id": i, "error_message": m} for i, m in failed.items())
+        accepted.extend(i for i in ids if i not in failed)
+
+    with ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="zeta-alpha") as pool:
+        pending: dict[Future, list[Any]] = {}
+        for batch in batches:
+            pending[pool.submit(send, batch)] = batch
+            if len(pending) >= 2 * max_in_flight:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    settle(future, pending.pop(future))
+        for future in list(pending):
+            settle(future, pending.pop(future))
+    return accepted, errors
+
+
+def raise_for_errors(what: str, errors: list[dict[str, str]], total: int) -> None:
+    if not errors:
+        return
+    shown = "; ".join(f"{e['document_id']}: {e['error_message']}" for e in errors[:MAX_ERRORS_SHOWN])
+    more = f"; and {len(errors) - MAX_ERRORS_SHOWN} more" if len(errors) > MAX_ERRORS_SHOWN else ""
+    raise IngestJobFailed(f"Zeta Alpha rejected {len(errors)} of {total} {what}: {shown}{more}")
+
+
+def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class S3ToZetaAlphaOperator(IngestJobOperator):
+    """Ingest every object under ``s3_prefix`` as one Zeta Alpha document, then wait until indexed.
+
+    ``document_id`` is the sha1 of the object's ``s3://bucket/key`` URI (the API's only format), so
+    re-runs update the same documents. ``content_mode="inline"`` sends the bytes (text as
+    ``plain_text_string``, anything else as ``base64_string``); ``"url"`` sends a presigned S3 URL
+    so large files never pass through the worker. Batches are bounded by ``batch_max_documents``
+    and ``batch_max_bytes`` and sent ``max_in_flight`` at a time; documents the API rejects fail
+    the task at the end, after every other batch was sent.
+
+    With ``sync=True`` (requires ``content_source_id``) the index mirrors the folder: objects whose
+    ETag (``custom_metadata[etag_metadata_key]``) or last-modified time is unchanged are skipped,
+    and documents of the content source whose object is gone are deleted.
+
+    Returns ``{"document_ids", "sent", "skipped", "deleted", "statuses"}``.
+    """
+
+    hook_class = ZetaAlphaHook
+    trigger_class = ZetaAlphaDocumentsTrigger
+    external_id_key = "zeta_alpha_document_ids"
+    template_fields = (
+        "s3_prefix",
+        "content_source_id",
+        "allow_access_rights",
+        "custom_metadata",
+        "content_mode",
+    )
+
+    def __init__(
+        self,
+        *,
+        s3_prefix: str,
+        content_source_id: str | None = None,
+        allow_access_rights: list[dict[str, Any]] | None = None,
+        custom_metadata: dict[str, Any] | None = None,
+        content_mode: str = "inline",
+        sync: bool = False,
+        batch_max_documents: int = 100,
+        batch_max_bytes: int = 4 * 1024 * 1024,
+        max_in_flight: int = 4,
+        url_expires_in: int = 12 * 3600,
+        etag_metadata_key: str | None = "s3_etag",
+        zeta_alpha_conn_id: str = "zeta_alpha_default",
+        aws_conn_id: str | None = "aws_default",
+        **kwargs: Any,
+    ):
+        super().__init__(conn_id=zeta_alpha_conn_id, **kwargs)
+        self.s3_prefix = s3_prefix
+        self.content_source_id = content_source_id
+        self.allow_access_rights = allow_access_rights
+        self.custom_metadata = custom_metadata
+        self.content_mode = content_mode
+        self.sync = sync
+        self.batch_max_documents = batch_max_documents
+        self.batch_max_bytes = batch_max_bytes
+        self.max_in_flight = max_in_flight
+        self.url_expires_in = url_expires_in
+        self.etag_metadata_key = etag_metadata_key
+        self.aws_conn_id = aws_conn_id
+        self.summary: dict[str, Any] = {}
+
+    def validate(self) -> None:
+        parse_s3_uri(self.s3_prefix, "s3_prefix")
+        check_choice(self.content_mode, CONTENT_MODES, "content_mode")
+        if self.allow_access_rights is not None:
+            check_access_rights(self.allow_access_rights, "allow_access_rights")
+        check_type(self.custom_metadata or {}, dict, "custom_metadata")
+        check_batch_limits(self.batch_max_documents, self.batch_max_bytes, self.max_in_flight)
+        if self.sync and not self.content_source_id:
+            raise ValueError("content_source_id: required with sync=True (it scopes what may be deleted)")
+
+    @cached_property
+    def s3(self) -> Any:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        return S3Hook(aws_conn_id=self.aws_conn_id).get_conn()
+
+    # --- building documents ----------------------------------------------------------------------
+    def list_objects(self, bucket: str, prefix: str) -> list[dict[str, Any]]:
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return [o for page in pages for o in page.get("Contents", []) if not o["Key"].endswith("/")]
+
+    def unchanged(self, obj: dict[str, Any], existing: dict[str, Any] | None) -> bool:
+        if existing is None:
+            return False
+        if self.etag_metadata_key:
+            return (existing.get("custom_metadata") or {}).get(self.etag_metadata_key) == obj["ETag"].strip(
+                '"'
+            )
+        return existing.get("last_updated_at") == obj["LastModified"].isoformat()
+
+    def estimated_bytes(self, obj: dict[str, Any]) -> int:
+        return 1024 + (0 if self.content_mode == "url" else obj["Size"] * 4 // 3)
+
+    def document(self, bucket: str, obj: dict[str, Any]) -> dict[str, Any]:
+        key = obj["Key"]
+        guessed = mimetypes.guess_type(key)[0] or "application/octet-stream"
+        if self.content_mode == "url":
+            url = self.s3.generate_presigned_url(
+                "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=self.url_expires_in
+            )
+            content = {"content_type": guessed, "from_": {"url": url}}
+        else:
+            reply = self.s3.get_object(Bucket=bucket, Key=key)
+            data = reply["Body"].read()
+            content_type = guessed if reply.get("ContentType") in GENERIC_TYPES else reply["ContentType"]
+            content_type = content_type.split(";")[0].strip()
+            try:
+                source = {"plain_text_string": data.decode("utf-8")} if is_text(content_type) else None
+            except UnicodeDecodeError:
+                source = None
+            content = {
+                "content_type": content_type,
+                "from_": source or {"base64_string": base64.b64encode(data).decode()},
+            }
+        metadata = dict(self.custom_metadata or {})
+        if self.etag_metadata_key:
+            metadata[self.etag_metadata_key] = obj["ETag"].strip('"')
+        document = {
+            "document_id": s3_document_id(bucket, key),
+            "uri": f"s3://{bucket}/{key}",
+            "document_content": content,
+            "last_updated_at": obj["LastModified"].isoformat(),
+        }
+        optional = {
+            "content_source_id": self.content_source_id,
+            "allow_access_rights": self.allow_access_rights,
+            "custom_metadata": metadata,
+        }
+        document.update({k: v for k, v in optional.items() if v})
+        return document
+
+    def object_batches(self, objects: list[dict[str, Any]], oversize: list[dict[str, str]], bucket: str):
+        """Objects grouped by count and estimated request bytes; an object alone over the byte
+        bound is reported in ``oversize`` rather than sent."""
+        batch: list[dict[str, Any]] = []
+        size = 0
+        for obj in objects:
+            weight = self.estimated_bytes(obj)
+            if weight > self.batch_max_bytes:
+                oversize.append(
+                    {
+                        "document_id": s3_document_id(bucket, obj["Key"]),
+                        "error_message": f"{obj['Key']} exceeds batch_max_bytes; use content_mode='url'",
+                    }
+                )
+                continue
+            if batch and (len(batch) >= self.batch_max_documents or size + weight > self.batch_max_bytes):
+                yield batch
+                batch, size = [], 0
+            batch.append(obj)
+            size += weight
+        if batch:
+            yield batch
+
+    # --- IngestJobOperator -------------------------------------------------------------------------
+    def submit(self, context: Context) -> list[str]:
+        bucket, prefix = parse_s3_uri(self.s3_prefix, "s3_prefix")
+        objects = self.list_objects(bucket, prefix)
+        existing = (
+            {
+                d["document_id"]: d
+                for d in self.hook.filter_documents(content_source_id=self.content_source_id)
+            }
+            if self.sync
+            else {}
+        )
+        to_send = [
+            o for o in objects if not self.unchanged(o, existing.get(s3_document_id(bucket, o["Key"])))
+        ]
+        errors: list[dict[str, str]] = []
+        sent, batch_errors = send_batches(
+            self.object_batches(to_send, errors, bucket),
+            lambda batch: self.hook.ingest_documents([self.document(bucket, o) for o in batch]),
+            lambda batch: [s3_document_id(bucket, o["Key"]) for o in batch],
+            self.max_in_flight,
+        )
+        errors += batch_errors
+        deleted: list[str] = []
+        if self.sync:
+            current = {s3_document_id(bucket, o["Key"]) for o in objects}
+            stale = [doc_id for doc_id in existing if doc_id not in current]
+            deleted, delete_errors = send_batches(
+                chunks(stale, self.batch_max_documents),
+                lambda ids: self.hook.delete_documents(ids, self.content_source_id),
+                lambda ids: ids,
+                self.max_in_flight,
+            )
+            errors += delete_errors
+        self.summary = {
+            "objects": len(objects),
+            "sent": len(sent),
+            "skipped": len(objects) - len(to_send),
+            "deleted": len(deleted),
+            "failed": len(errors),
+        }
+        self.log.info("Zeta Alpha ingestion of %s: %s", self.s3_prefix, self.summary)
+        if ti := context.get("ti"):
+            ti.xcom_push(key="ingest_summary", value=self.summary)
+        raise_for_errors("documents", errors, len(to_send) + len(deleted))
+        return sent
+
+    def job_result(self, job_id: Any, snapshot: JobSnapshot | None, context: Context) -> Any:
+        summary = self.summary
+        if not summary and (ti := context.get("ti")):  # resumed after deferral: pushed before
+            summary = ti.xcom_pull(task_ids=ti.task_id, key="ingest_summary") or {}
+        return {
+            "document_ids": job_id,
+            **{k: summary.get(k) for k in ("sent", "skipped", "deleted")},
+            "statuses": (snapshot.details if snapshot else {}).get("statuses"),
+        }
+
+
+class ZetaAlphaUpdateAccessRightsOperator(BaseOperator):
+    """Replace the access rights of existing documents, in batches.
+
+    Give either ``documents`` (``[{"document_id", "allow_access_rights"}]``) or ``document_ids``
+    with one ``allow_access_rights`` list for all of them. Documents the API rejects fail the
+    task at the end, after every batch was sent. Returns ``{"updated": n}``.
+    """
+
+    template_fields = ("documents", "document_ids", "allow_access_rights", "content_source_id")
+
+    def __init__(
+        self,
+        *,
+        documents: list[dict[str, Any]] | None = None,
+        document_ids: list[str] | None = None,
+        allow_access_rights: list[dict[str, Any]] | None = None,
+        content_source_id: str | None = None,
+        batch_max_documents: int = 100,
+        max_in_flight: int = 4,
+        zeta_alpha_conn_id: str = "zeta_alpha_default",
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        self.documents = documents
+        self.document_ids = document_ids
+        self.allow_access_rights = allow_access_rights
+        self.content_source_id = content_source_id
+        self.batch_max_documents = batch_max_documents
+        self.max_in_flight = max_in_flight
+        self.zeta_alpha_conn_id = zeta_alpha_conn_id
+
+    def updates(self) -> list[dict[str, Any]]:
+        check_batch_limits(self.batch_max_documents, in_flight=self.max_in_flight)
+        if (self.documents is None) == (self.document_ids is None):
+            raise ValueError("exactly one of documents, document_ids is required")
+        if self.document_ids is not None:
+            rights = check_access_rights(
+                require(self.allow_access_rights, "allow_access_rights"), "allow_access_rights"
+            )
+            return [
+                {"document_id": d, "allow_access_rights": rights}
+                for d in check_type(self.document_ids, list, "document_ids")
+            ]
+        for document in check_type(self.documents, list, "documents"):
+            check_type(document, dict, "documents")
+            require(document.get("document_id"), "documents[].document_id")
+            check_access_rights(document.get("allow_access_rights") or [], "documents[].allow_access_rights")
+        return self.documents
+
+    def execute(self, context: Context) -> dict[str, int]:
+        updates = self.updates()
+        hook = ZetaAlphaHook(self.zeta_alpha_conn_id)
+        updated, errors = send_batches(
+            chunks(updates, self.batch_max_documents),
+            lambda batch: hook.update_access_rights(batch, self.content_source_id),
+            lambda batch: [d["document_id"] for d in batch],
+            self.max_in_flight,
+        )
+        raise_for_errors("access-rights updates", errors, len(updates))
+        return {"updated": len(updated)}

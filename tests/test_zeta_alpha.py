@@ -1,0 +1,247 @@
+"""Zeta Alpha hook, operators, sensor and trigger over real HTTP against the fake and moto S3."""
+
+from __future__ import annotations
+
+import json
+import time
+from hashlib import sha1
+
+import pytest
+import requests
+from conftest import BUCKET, run_trigger
+
+from airflow_provider_ingest.exceptions import IngestJobFailed
+from airflow_provider_ingest.hooks.zeta_alpha import ZetaAlphaHook, compute_document_id, s3_document_id
+from airflow_provider_ingest.operators.zeta_alpha import (
+    S3ToZetaAlphaOperator,
+    ZetaAlphaUpdateAccessRightsOperator,
+)
+from airflow_provider_ingest.sensors.zeta_alpha import ZetaAlphaDocumentsSensor
+from airflow_provider_ingest.triggers.zeta_alpha import ZetaAlphaDocumentsTrigger
+
+PUBLIC = [{"name": "public"}]
+
+
+def footnote_compute_document_id(internal_id: str) -> str:  # verbatim from the API doc's footnote
+    internals = internal_id.encode("utf-8")
+    return sha1(internals).hexdigest()
+
+
+@pytest.fixture
+def folder(s3):
+    prefix = f"za/{time.time_ns()}/"
+    files = {
+        "a.txt": b"alpha notes",
+        "b.md": b"# beta",
+        "c.pdf": b"%PDF-1.4 binary \x00\x01",
+        "d.html": b"<p>delta</p>",
+        "e.txt": b"epsilon",
+    }
+    for name, body in files.items():
+        s3.put_object(Bucket=BUCKET, Key=prefix + name, Body=body)
+    return prefix, files
+
+
+def ingest_op(prefix, **kwargs):
+    args = {
+        "task_id": "za",
+        "s3_prefix": f"s3://{BUCKET}/{prefix}",
+        "poll_interval": 0.1,
+        "allow_access_rights": PUBLIC,
+    }
+    return S3ToZetaAlphaOperator(**{**args, **kwargs})
+
+
+def batches(zeta):
+    return [e["documents"] for e in zeta.journal(event="document_batch")]
+
+
+def test_document_id_is_the_footnotes_function():
+    for internal in ["s3://b/k.txt", "ünïcode/é", ""]:
+        assert compute_document_id(internal) == footnote_compute_document_id(internal)
+    assert s3_document_id("b", "k.txt") == footnote_compute_document_id("s3://b/k.txt")
+
+
+def test_ingests_inline_with_content_types_and_waits_until_indexed(zeta, folder):
+    prefix, files = folder
+    result = ingest_op(prefix).execute({})
+    assert result["sent"] == 5 and result["statuses"] == {"indexed": 5}
+    hook = ZetaAlphaHook()
+    doc = hook.get_document(s3_document_id(BUCKET, prefix + "c.pdf"), include_document_status=True)
+    assert doc["uri"] == f"s3://{BUCKET}/{prefix}c.pdf" and doc["status"] == "indexed"
+    assert doc["document_content"]["content_type"] == "application/pdf"
+    stored = zeta.documents[("acme", "default", s3_document_id(BUCKET, prefix + "a.txt"))]
+    assert stored["document_content"]["from_"] == {"plain_text_string": "alpha notes"}
+    assert (
+        "base64_string"
+        in zeta.documents[("acme", "default", doc["document_id"])]["document_content"]["from_"]
+    )
+    assert hook.get_document_content(s3_document_id(BUCKET, prefix + "c.pdf")) == files["c.pdf"]
+
+
+def test_url_mode_content_is_fetched_from_the_presigned_url(zeta, folder):
+    prefix, files = folder
+    ingest_op(prefix, content_mode="url").execute({})
+    doc_id = s3_document_id(BUCKET, prefix + "b.md")
+    source = zeta.documents[("acme", "default", doc_id)]["document_content"]["from_"]
+    assert set(source) == {"url"} and "Signature" in source["url"]
+    assert zeta.documents[("acme", "default", doc_id)]["_content"] == files["b.md"]
+    assert ZetaAlphaHook().get_document_content(doc_id) == files["b.md"]  # follows the redirect
+
+
+def test_batches_are_bounded_by_count_and_by_bytes(zeta, folder):
+    prefix, _ = folder
+    ingest_op(prefix, batch_max_documents=2, wait_for_completion=False).execute({})
+    assert sorted(batches(zeta)) == [1, 2, 2]
+    zeta.reset()
+    # 1 KiB of envelope per document plus its content: two small documents fit in 2.1 KiB, not three
+    ingest_op(prefix, batch_max_bytes=2150, wait_for_completion=False).execute({})
+    assert sorted(batches(zeta)) == [1, 2, 2]
+
+
+def test_rejected_documents_fail_the_task_after_every_batch_was_sent(zeta, folder):
+    prefix, _ = folder
+    bad = s3_document_id(BUCKET, prefix + "a.txt")
+    zeta.reject(bad, "custom_metadata key not in index schema")
+    with pytest.raises(IngestJobFailed) as info:
+        ingest_op(prefix, batch_max_documents=1).execute({})
+    assert bad in str(info.value) and "not in index schema" in str(info.value)
+    assert sum(batches(zeta)) == 4  # every other document still went in
+
+
+def test_failed_content_names_the_documents_and_error_codes(zeta, s3):
+    s3.put_object(Bucket=BUCKET, Key="za-mixed/ok.txt", Body=b"fine")
+    s3.put_object(Bucket=BUCKET, Key="za-mixed/bad.txt", Body=b"CORRUPT bytes")
+    with pytest.raises(IngestJobFailed) as info:
+        ingest_op("za-mixed/").execute({})
+    text = str(info.value)
+    assert "1 of 2 document(s) failed" in text and "content_parse_error" in text
+    assert s3_document_id(BUCKET, "za-mixed/bad.txt") in text
+
+
+def test_pagination_follows_next_over_more_than_three_pages(zeta, folder):
+    prefix, _ = folder
+    ingest_op(prefix, wait_for_completion=False).execute({})
+    seen = list(ZetaAlphaHook().filter_documents(page_size=2))
+    assert len(seen) == 5 and len({d["document_id"] for d in seen}) == 5
+    pages = [r for r in zeta.journal() if r.get("path", "").endswith("/documents") and r["method"] == "GET"]
+    assert len(pages) == 3
+    seen = list(ZetaAlphaHook().filter_documents(page_size=1))
+    assert len(seen) == 5  # five pages
+
+
+def test_sync_deletes_removed_objects_and_skips_unchanged(zeta, folder, s3):
+    prefix, _ = folder
+    first = ingest_op(prefix, sync=True, content_source_id="kb-s3").execute({})
+    assert (first["sent"], first["skipped"], first["deleted"]) == (5, 0, 0)
+    s3.delete_object(Bucket=BUCKET, Key=prefix + "e.txt")
+    s3.put_object(Bucket=BUCKET, Key=prefix + "a.txt", Body=b"alpha notes, revised")
+    second = ingest_op(prefix, sync=True, content_source_id="kb-s3").execute({})
+    assert (second["sent"], second["skipped"], second["deleted"]) == (1, 3, 1)
+    remaining = {d["document_id"] for d in ZetaAlphaHook().filter_documents(content_source_id="kb-s3")}
+    assert s3_document_id(BUCKET, prefix + "e.txt") not in remaining and len(remaining) == 4
+    assert (
+        zeta.documents[("acme", "default", s3_document_id(BUCKET, prefix + "a.txt"))]["status"]
+        == "indexed_update"
+    )
+
+
+def test_tenant_isolation_and_auth(zeta, folder):
+    prefix, _ = folder
+    ingest_op(prefix, wait_for_completion=False).execute({})
+    doc_id = s3_document_id(BUCKET, prefix + "a.txt")
+    base = f"{zeta.url}/v0/service/ingestion/documents"
+    other = {"X-Auth": "za-other-tenant-key"}
+    assert (
+        requests.get(f"{base}/{doc_id}", params={"tenant": "acme"}, headers=other, timeout=5).status_code
+        == 403
+    )
+    assert requests.get(base, params={"tenant": "other"}, headers=other, timeout=5).json()["count"] == 0
+    assert requests.get(base, params={"tenant": "acme"}, timeout=5).status_code == 401
+    bearer = {"Authorization": f"Bearer {zeta.api_key}"}
+    assert (
+        requests.get(f"{base}/{doc_id}", params={"tenant": "acme"}, headers=bearer, timeout=5).status_code
+        == 200
+    )
+    reply = requests.post(
+        f"{base}/document-batches",
+        params={"tenant": "acme"},
+        headers={"X-Auth": zeta.api_key},
+        json={"documents": [{"document_id": "not-a-sha1"}]},
+        timeout=5,
+    )
+    assert reply.status_code == 200 and reply.json()["errors"][0]["document_id"] == "not-a-sha1"
+
+
+def test_access_rights_operator_updates_in_batches(zeta, folder):
+    prefix, _ = folder
+    ingest_op(prefix, wait_for_completion=False).execute({})
+    ids = [s3_document_id(BUCKET, prefix + n) for n in ("a.txt", "b.md", "c.pdf")]
+    rights = [{"name": "role-42", "type": "user_role_id"}]
+    op = ZetaAlphaUpdateAccessRightsOperator(
+        task_id="ar", document_ids=ids, allow_access_rights=rights, batch_max_documents=2
+    )
+    assert op.execute({}) == {"updated": 3}
+    assert sorted(e["documents"] for e in zeta.journal(event="access_rights_batch")) == [1, 2]
+    assert ZetaAlphaHook().get_document(ids[0])["allow_access_rights"] == rights
+    missing = ZetaAlphaUpdateAccessRightsOperator(
+        task_id="ar", document_ids=["0" * 40], allow_access_rights=rights
+    )
+    with pytest.raises(IngestJobFailed, match="0{40}: not found"):
+        missing.execute({})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"allow_access_rights": [{"type": "user_uuid"}]}, r"allow_access_rights\[\].name"),
+        ({"content_mode": "stream"}, "content_mode"),
+        ({"s3_prefix": "za/"}, "s3_prefix"),
+        ({"sync": True}, "content_source_id"),
+        ({"batch_max_documents": 0}, "batch_max_documents"),
+        ({"custom_metadata": ["x"]}, "custom_metadata"),
+    ],
+)
+def test_bad_input_fails_before_any_request(zeta, kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        ingest_op("za/", **kwargs).execute({})
+    assert zeta.journal() == []
+
+
+def test_access_rights_bad_input_fails_before_any_request(zeta):
+    with pytest.raises(ValueError, match="name"):
+        ZetaAlphaUpdateAccessRightsOperator(
+            task_id="ar", document_ids=["a" * 40], allow_access_rights=[{}]
+        ).execute({})
+    with pytest.raises(ValueError, match="exactly one of"):
+        ZetaAlphaUpdateAccessRightsOperator(task_id="ar").execute({})
+    assert zeta.journal() == []
+
+
+def test_sensor_on_a_mix_of_statuses(zeta, s3):
+    for name, body in [("ok.txt", b"fine"), ("bad.txt", b"CORRUPT"), ("late.txt", b"slow")]:
+        s3.put_object(Bucket=BUCKET, Key=f"za-sensor/{name}", Body=body)
+    ids = ingest_op("za-sensor/", wait_for_completion=False).execute({})["document_ids"]
+    sensor = ZetaAlphaDocumentsSensor(task_id="wait", document_ids=ids, poll_interval=0.05)
+    assert sensor.poke({}) is False  # all still in progress
+    time.sleep(0.4)
+    with pytest.raises(IngestJobFailed, match="content_parse_error"):
+        sensor.poke({})
+    good = [i for i in ids if i != s3_document_id(BUCKET, "za-sensor/bad.txt")]
+    assert ZetaAlphaDocumentsSensor(task_id="wait", document_ids=good).poke({}) is True
+
+
+def test_trigger_round_trip_checks_statuses_in_chunks(zeta, s3):
+    for n in range(150):
+        s3.put_object(Bucket=BUCKET, Key=f"za-many/{n:03d}.txt", Body=b"x")
+    ids = ingest_op("za-many/", wait_for_completion=False).execute({})["document_ids"]
+    trigger = ZetaAlphaDocumentsTrigger(
+        job_id=ids, conn_id="zeta_alpha_default", deadline=time.time() + 30, poll_interval=0.1
+    )
+    path, kwargs = trigger.serialize()
+    rebuilt = ZetaAlphaDocumentsTrigger(**json.loads(json.dumps(kwargs)))
+    assert rebuilt.serialize() == (path, kwargs)
+    event = run_trigger(rebuilt)
+    assert event["status"] == "success" and event["job"]["details"]["statuses"] == {"indexed": 150}
+    polls = [r for r in zeta.journal() if r.get("method") == "GET" and "aiohttp" in r.get("agent", "")]
+    assert polls and len(polls) % 2 == 0  # 150 ids -> two filter calls per poll, never one per document
