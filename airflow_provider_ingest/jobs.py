@@ -87,6 +87,13 @@ class JobHook(Protocol):
     async def acancel_job(self, job_id: Any) -> None: ...
 
 
+def describe_job(job_id: Any) -> str:
+    """A job id for a log line; a set of ids (Zeta Alpha documents) is summarised, not listed."""
+    if isinstance(job_id, list):
+        return f"of {len(job_id)} documents" + (f" ({job_id[0]}, ...)" if job_id else "")
+    return str(job_id)
+
+
 class JobWatch:
     """Turns successive snapshots of one job into wait decisions.
 
@@ -96,7 +103,7 @@ class JobWatch:
 
     def __init__(self, service: str, job_id: Any, deadline: float = math.inf, log: Any = None):
         self.service = service
-        self.job_id = job_id
+        self.job_id = describe_job(job_id)  # only ever printed
         self.deadline = deadline
         self.log = log or logging.getLogger(__name__)
         self._last_seen: tuple[str, str | None] | None = None

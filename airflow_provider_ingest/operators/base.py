@@ -8,7 +8,13 @@ from typing import Any, ClassVar
 
 from airflow.sdk import BaseOperator, Context, ResumableJobMixin, conf
 
-from airflow_provider_ingest.jobs import JobSnapshot, JobState, snapshot_from_event, wait_for_job
+from airflow_provider_ingest.jobs import (
+    JobSnapshot,
+    JobState,
+    describe_job,
+    snapshot_from_event,
+    wait_for_job,
+)
 
 
 def default_deferrable() -> bool:
@@ -74,7 +80,7 @@ class IngestJobOperator(ResumableJobMixin, BaseOperator):
 
     def submit_job(self, context: Context) -> Any:
         self.job_id = self.submit(context)
-        self.log.info("Started %s job %s", self.hook.service, self.job_id)
+        self.log.info("Started %s job %s", self.hook.service, describe_job(self.job_id))
         return self.job_id
 
     def get_job_status(self, external_id: Any, context: Context) -> str:
@@ -122,5 +128,5 @@ class IngestJobOperator(ResumableJobMixin, BaseOperator):
 
     def on_kill(self) -> None:
         if self.cancel_on_kill and self.job_id is not None:
-            self.log.info("Canceling %s job %s", self.hook.service, self.job_id)
+            self.log.info("Canceling %s job %s", self.hook.service, describe_job(self.job_id))
             self.hook.cancel_job(self.job_id)

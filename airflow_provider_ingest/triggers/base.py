@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_ingest.exceptions import IngestApiError, IngestJobFailed, IngestJobTimeout
-from airflow_provider_ingest.jobs import JobWatch
+from airflow_provider_ingest.jobs import JobWatch, describe_job
 
 
 class IngestJobTrigger(BaseTrigger):
@@ -71,5 +71,5 @@ class IngestJobTrigger(BaseTrigger):
     async def on_kill(self) -> None:
         """A user killed the deferred task (mark failed, clear): stop the remote work too."""
         if self.cancel_on_kill:
-            self.log.info("Canceling %s job %s", self.hook_class.service, self.job_id)
+            self.log.info("Canceling %s job %s", self.hook_class.service, describe_job(self.job_id))
             await self.hook().acancel_job(self.job_id)
