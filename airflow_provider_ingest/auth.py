@@ -118,3 +118,20 @@ class OAuthClientCredentials:
     def invalidate(self) -> bool:
         _tokens.pop(self.key, None)
         return True
+
+
+class WithHeaders:
+    """Another auth plus fixed headers on every call (Adobe's x-api-key, org and sandbox)."""
+
+    def __init__(self, inner: Any, fixed: dict[str, str]):
+        self.inner = inner
+        self.fixed = fixed
+
+    def headers(self, client: ApiClient) -> dict[str, str]:
+        return {**self.inner.headers(client), **self.fixed}
+
+    async def aheaders(self, client: AsyncApiClient) -> dict[str, str]:
+        return {**await self.inner.aheaders(client), **self.fixed}
+
+    def invalidate(self) -> bool:
+        return self.inner.invalidate()

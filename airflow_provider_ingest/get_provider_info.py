@@ -85,12 +85,52 @@ CONNECTION_TYPES.append(
     }
 )
 
+CONNECTION_TYPES.append(
+    {
+        "connection-type": "adobe_aep",
+        "hook-class-name": f"{PACKAGE}.hooks.adobe_aep.AdobeAepHook",
+        "hook-name": "Adobe Experience Platform",
+        "ui-field-behaviour": {
+            "hidden-fields": ["schema", "port"],
+            "relabeling": {
+                "host": "Platform URL",
+                "login": "Client ID (API key)",
+                "password": "Client secret",
+            },
+            "placeholders": {"host": "https://platform.adobe.io"},
+        },
+        "conn-fields": {
+            "ims_org_id": {
+                "label": "IMS org ID",
+                "description": "x-gw-ims-org-id",
+                "schema": {"type": "string"},
+            },
+            "sandbox_name": {
+                "label": "Sandbox",
+                "description": "x-sandbox-name; default prod",
+                "schema": {"type": ["string", "null"], "default": "prod"},
+            },
+            "token_url": {
+                "label": "Token URL",
+                "description": "Adobe IMS token endpoint; default https://ims-na1.adobelogin.com/ims/token/v3",
+                "schema": {"type": ["string", "null"]},
+            },
+            "scopes": {
+                "label": "Scopes",
+                "description": "comma-separated OAuth scopes",
+                "schema": {"type": ["string", "null"]},
+            },
+        },
+    }
+)
+
 # (integration name, module suffix): one hook, operator, sensor and trigger module each.
 INTEGRATIONS = [
     ("Imply Polaris", "polaris"),
     ("eGain AI Knowledge Hub", "egain"),
     ("Amazon Q in Connect", "qconnect"),  # uses the amazon provider's aws connection type
     ("Zeta Alpha", "zeta_alpha"),
+    ("Adobe Experience Platform", "adobe_aep"),
 ]
 
 

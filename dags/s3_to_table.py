@@ -5,6 +5,10 @@ Loads one day of event files from S3 into analytics tables.
 
 - **Imply Polaris**: ensures an S3 connection for the bucket, then runs a batch ingestion job
   into `params.table` and waits for it in the triggerer.
+- **Adobe Experience Platform**: converts the same files to Parquet on the worker (streamed),
+  uploads them into one batch of `params.aep_dataset_id`, completes it and waits for promotion.
+
+Branches run in parallel and can be switched off (`run_polaris`, `run_adobe`).
 
 On its daily schedule the run reads `s3://<bucket>/events/<logical date>/`; from the UI's
 trigger form, fill in `prefix` to load another folder. The last task logs and returns what landed.
@@ -16,6 +20,7 @@ import datetime as dt
 
 from airflow.sdk import DAG, Param, task
 
+from airflow_provider_ingest.operators.adobe_aep import S3ToAdobeAepOperator
 from airflow_provider_ingest.operators.polaris import (
     PolarisEnsureS3ConnectionOperator,
     PolarisStartIngestionJobOperator,
@@ -26,7 +31,7 @@ PREFIX = "{{ params.prefix or 'events/' ~ ds ~ '/' }}"
 
 with DAG(
     dag_id="s3_to_table",
-    description="S3 event files into Imply Polaris",
+    description="S3 event files into Imply Polaris and Adobe Experience Platform",
     doc_md=__doc__,
     schedule="@daily",
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
@@ -34,7 +39,7 @@ with DAG(
     max_active_runs=1,
     render_template_as_native_obj=True,
     default_args={"retries": 2, "retry_delay": dt.timedelta(minutes=1)},
-    tags=["ingest", "polaris"],
+    tags=["ingest", "polaris", "adobe"],
     params={
         "bucket": Param("ingest-demo", type="string", minLength=3, description="S3 bucket to read."),
         "prefix": Param(
@@ -54,8 +59,23 @@ with DAG(
             type="string",
             description="Role Polaris assumes to read the bucket.",
         ),
+        "run_polaris": Param(True, type="boolean", description="Load into Imply Polaris."),
+        "run_adobe": Param(True, type="boolean", description="Load into Adobe Experience Platform."),
+        "aep_dataset_id": Param(
+            "5f0c1e2d3a4b5c6d7e8f9a0b", type="string", minLength=1, description="AEP dataset to load into."
+        ),
     },
 ) as dag:
+
+    def branch_switch(name: str):
+        """A task that skips the branch ``name`` when its ``run_<name>`` param is off."""
+
+        @task.short_circuit(task_id=f"{name}_enabled", ignore_downstream_trigger_rules=False)
+        def enabled(params=None) -> bool:
+            return bool(params[f"run_{name}"])
+
+        return enabled()
+
     ensure_connection = PolarisEnsureS3ConnectionOperator(
         task_id="polaris_ensure_connection",
         name="{{ params.polaris_connection }}",
@@ -74,18 +94,30 @@ with DAG(
         timeout=3 * 3600,
     )
 
-    @task
-    def summarize(polaris_job_id: str, ti=None) -> dict:
+    adobe_ingest = S3ToAdobeAepOperator(
+        task_id="adobe_ingest",
+        dataset_id="{{ params.aep_dataset_id }}",
+        s3_prefix="s3://{{ params.bucket }}/" + PREFIX,
+        input_format="{{ 'json' if params.format == 'nd-json' else params.format }}",
+        deferrable=True,
+        poll_interval=5,
+        timeout=3 * 3600,
+    )
+
+    @task(trigger_rule="none_failed")
+    def summarize(ti=None) -> dict:
         metrics = ti.xcom_pull(task_ids="polaris_ingest", key="metrics") or {}
         summary = {
             "polaris": {
-                "job_id": polaris_job_id,
+                "job_id": ti.xcom_pull(task_ids="polaris_ingest"),
                 "rows_ingested": metrics.get("numRowsPersisted"),
                 "rows_processed": metrics.get("numRowsProcessed"),
-            }
+            },
+            "adobe": ti.xcom_pull(task_ids="adobe_ingest"),
         }
         print(f"Landed: {summary}")
         return summary
 
-    ensure_connection >> polaris_ingest
-    summarize(polaris_ingest.output)
+    summary = summarize()
+    branch_switch("polaris") >> ensure_connection >> polaris_ingest >> summary
+    branch_switch("adobe") >> adobe_ingest >> summary

@@ -30,7 +30,13 @@ os.environ.update(
 )
 
 from airflow_provider_ingest.auth import clear_token_cache  # noqa: E402
-from airflow_provider_ingest.testing import EgainFake, PolarisFake, QConnectFake, ZetaAlphaFake  # noqa: E402
+from airflow_provider_ingest.testing import (  # noqa: E402
+    AdobeAepFake,
+    EgainFake,
+    PolarisFake,
+    QConnectFake,
+    ZetaAlphaFake,
+)
 from airflow_provider_ingest.testing.stack import aws_connection, start_moto_s3  # noqa: E402
 
 BUCKET = "ingest-test"
@@ -135,6 +141,21 @@ def zeta(zeta_server):
     zeta_server.reset()
     yield zeta_server
     zeta_server.clear_faults()
+
+
+@pytest.fixture(scope="session")
+def adobe_server(moto_s3):
+    with AdobeAepFake(s3_endpoint_url=moto_s3, staging_seconds=0.3) as fake:
+        os.environ["AIRFLOW_CONN_ADOBE_AEP_DEFAULT"] = json.dumps(fake.airflow_connection())
+        yield fake
+
+
+@pytest.fixture
+def adobe(adobe_server):
+    adobe_server.reset()
+    clear_token_cache()
+    yield adobe_server
+    adobe_server.clear_faults()
 
 
 def run_dag(dag_id: str, conf: dict | None = None):

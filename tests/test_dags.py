@@ -37,7 +37,7 @@ def airflow_dags_test(dag_id: str, logical_date: str, airflow_db: Path) -> subpr
     )
 
 
-def test_airflow_dags_test_s3_to_table(airflow_db, polaris, s3):
+def test_airflow_dags_test_s3_to_table(airflow_db, polaris, adobe, s3):
     day = "2026-02-03"
     seed_demo_data(s3, day)
     result = airflow_dags_test("s3_to_table", day, airflow_db)
@@ -48,6 +48,9 @@ def test_airflow_dags_test_s3_to_table(airflow_db, polaris, s3):
     assert len(polaris.journal(event="job_created")) == 1
     assert polaris.api_key not in output
     assert deferred(polaris), "the wait must go through the trigger (aiohttp), not a worker poll"
+    assert "'rows': 300" in output and len(adobe.journal(event="batch_created")) == 1
+    assert [b["status"] for b in adobe.batches.values()] == ["success"] and deferred(adobe)
+    assert adobe.client_secret not in output
 
 
 def test_airflow_dags_test_s3_to_knowledge_base(airflow_db, egain, qconnect, zeta, s3):

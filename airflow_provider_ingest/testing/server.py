@@ -182,10 +182,13 @@ class FakeService:
             for rule in self._faults:
                 if rule.get("method") not in (None, method):
                     continue
-                if not re.search(rule.get("path") or "", path) or not re.search(
-                    rule.get("agent") or "", agent
-                ):
+                if not re.search(rule.get("path") or "", path):
                     continue
+                if not re.search(rule.get("agent") or "", agent):
+                    continue
+                if rule.get("after", 0) > 0:  # let the first N matching requests through
+                    rule["after"] -= 1
+                    return None
                 rule["times"] -= 1
                 if rule["times"] <= 0:
                     self._faults.remove(rule)

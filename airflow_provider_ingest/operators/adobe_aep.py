@@ -1,0 +1,197 @@
+"""Adobe Experience Platform: S3 objects into a dataset as Parquet, in one batch."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import tempfile
+from functools import cached_property
+from typing import Any
+
+from airflow.sdk import Context
+
+from airflow_provider_ingest.hooks.adobe_aep import DEFAULT_CHUNK, AdobeAepHook
+from airflow_provider_ingest.jobs import JobSnapshot
+from airflow_provider_ingest.operators.base import IngestJobOperator
+from airflow_provider_ingest.parquet_convert import BLOCK_SIZE, check_xdm_subset, convert_to_parquet
+from airflow_provider_ingest.schema_inference import sample_schema
+from airflow_provider_ingest.triggers.adobe_aep import AdobeAepBatchTrigger
+from airflow_provider_ingest.validation import (
+    check_choice,
+    check_type,
+    exactly_one,
+    parse_s3_uri,
+    require,
+)
+
+INPUT_FORMATS = {"csv": "csv", "json": "nd-json", "parquet": "parquet"}  # ours -> schema sampler's
+BATCH_KEY = "aep_batch_id"
+
+
+class S3ToAdobeAepOperator(IngestJobOperator):
+    """Load S3 objects into the AEP dataset ``dataset_id`` as one batch, then wait for it.
+
+    ``s3_prefix`` (every object under it) or ``s3_keys`` (``s3://`` URIs) select the input;
+    ``input_format`` is ``csv``, ``json`` (JSON lines) or ``parquet``. CSV and JSON lines are
+    converted to Parquet in blocks of ``block_size`` bytes (one row group each) into a temporary
+    file, so memory stays flat however large the input; Parquet passes through unchanged. With
+    ``validate_schema`` every file's columns are checked against the dataset's XDM schema before
+    the batch is created. Files up to ``small_file_max_bytes`` go in one PUT, larger ones through
+    the large-file API in ``chunk_size`` pieces. Any failure before COMPLETE, and ``on_kill``,
+    abort the batch, so nothing half-written is promoted.
+
+    Returns ``{"batch_id", "files", "rows", "bytes"}``.
+    """
+
+    hook_class = AdobeAepHook
+    trigger_class = AdobeAepBatchTrigger
+    external_id_key = BATCH_KEY
+    template_fields = ("s3_prefix", "s3_keys", "dataset_id", "input_format", "file_name_template")
+
+    def __init__(
+        self,
+        *,
+        dataset_id: str,
+        s3_prefix: str | None = None,
+        s3_keys: list[str] | None = None,
+        input_format: str = "csv",
+        file_name_template: str = "{stem}.parquet",
+        validate_schema: bool = True,
+        small_file_max_bytes: int = 256 * 1024 * 1024,
+        chunk_size: int = DEFAULT_CHUNK,
+        block_size: int = BLOCK_SIZE,
+        adobe_aep_conn_id: str = "adobe_aep_default",
+        aws_conn_id: str | None = "aws_default",
+        **kwargs: Any,
+    ):
+        super().__init__(conn_id=adobe_aep_conn_id, **kwargs)
+        self.dataset_id = dataset_id
+        self.s3_prefix = s3_prefix
+        self.s3_keys = s3_keys
+        self.input_format = input_format
+        self.file_name_template = file_name_template
+        self.validate_schema = validate_schema
+        self.small_file_max_bytes = small_file_max_bytes
+        self.chunk_size = chunk_size
+        self.block_size = block_size
+        self.aws_conn_id = aws_conn_id
+        self.summary: dict[str, Any] = {}
+
+    @cached_property
+    def s3(self) -> Any:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        return S3Hook(aws_conn_id=self.aws_conn_id).get_conn()
+
+    def validate(self) -> None:
+        check_type(require(self.dataset_id, "dataset_id"), str, "dataset_id")
+        chosen = exactly_one({"s3_prefix": self.s3_prefix, "s3_keys": self.s3_keys})
+        if chosen == "s3_prefix":
+            parse_s3_uri(self.s3_prefix, "s3_prefix")
+        else:
+            for uri in check_type(self.s3_keys, list, "s3_keys"):
+                parse_s3_uri(uri, "s3_keys")
+        check_choice(self.input_format, INPUT_FORMATS, "input_format")
+        if "{stem}" not in self.file_name_template and "{index}" not in self.file_name_template:
+            raise ValueError(
+                "file_name_template: must contain {stem} or {index}, or every file gets one name"
+            )
+        for value, field, low in (
+            (self.small_file_max_bytes, "small_file_max_bytes", 1),
+            (self.chunk_size, "chunk_size", 1024),
+            (self.block_size, "block_size", 1024),
+        ):
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"{field}: expected an integer >= {low}, got {value!r}")
+
+    def objects(self) -> list[tuple[str, str]]:
+        if self.s3_keys:
+            return [parse_s3_uri(uri, "s3_keys") for uri in self.s3_keys]
+        bucket, prefix = parse_s3_uri(self.s3_prefix, "s3_prefix")
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        found = [
+            (bucket, o["Key"]) for p in pages for o in p.get("Contents", []) if not o["Key"].endswith("/")
+        ]
+        if not found:
+            raise ValueError(f"s3_prefix: no objects under {self.s3_prefix}")
+        return found
+
+    def file_name(self, index: int, key: str) -> str:
+        stem = posixpath.splitext(posixpath.basename(key))[0]
+        return self.file_name_template.format(stem=stem, index=index)
+
+    def check_schemas(self, objects: list[tuple[str, str]]) -> None:
+        xdm = self.hook.get_dataset_schema(self.dataset_id)
+        for bucket, key in objects:
+            schema = sample_schema(self.s3, bucket, key, INPUT_FORMATS[self.input_format])
+            check_xdm_subset(schema, xdm, f"s3://{bucket}/{key}")
+
+    def stage_parquet(self, bucket: str, key: str, local: Any) -> int:
+        """Write the object as Parquet into ``local`` (a temporary file); returns its rows."""
+        body = self.s3.get_object(Bucket=bucket, Key=key)["Body"]
+        if self.input_format == "parquet":
+            for chunk in body.iter_chunks(self.block_size):
+                local.write(chunk)
+            local.flush()
+            import pyarrow.parquet as pq
+
+            return pq.ParquetFile(local.name).metadata.num_rows
+        return convert_to_parquet(body, self.input_format, local.name, self.block_size)
+
+    # --- IngestJobOperator -------------------------------------------------------------------------
+    def submit(self, context: Context) -> str:
+        objects = self.objects()
+        names = [self.file_name(i, key) for i, (_, key) in enumerate(objects)]
+        if len(set(names)) != len(names):
+            raise ValueError("file_name_template: two objects map to the same file name; add {index}")
+        if self.validate_schema:
+            self.check_schemas(objects)  # before the batch exists: nothing to clean up on a mismatch
+        batch_id = self.hook.create_batch(self.dataset_id)
+        self.job_id = batch_id
+        self.log.info("Created AEP batch %s for dataset %s", batch_id, self.dataset_id)
+        rows = size = 0
+        try:
+            for (bucket, key), name in zip(objects, names, strict=True):
+                with tempfile.NamedTemporaryFile(suffix=".parquet") as local:
+                    rows_in_file = self.stage_parquet(bucket, key, local)
+                    file_size = os.path.getsize(local.name)
+                    self.hook.upload_file(
+                        batch_id,
+                        self.dataset_id,
+                        name,
+                        file_size,
+                        lambda path=local.name: open(path, "rb"),
+                        self.small_file_max_bytes,
+                        self.chunk_size,
+                    )
+                rows += rows_in_file
+                size += file_size
+                self.log.info(
+                    "Uploaded s3://%s/%s as %s (%d rows, %d bytes)",
+                    bucket,
+                    key,
+                    name,
+                    rows_in_file,
+                    file_size,
+                )
+            self.hook.complete_batch(batch_id)
+        except BaseException:
+            self.log.warning("Aborting AEP batch %s: it failed before COMPLETE", batch_id)
+            self.hook.abort_batch(batch_id)
+            raise
+        self.summary = {"batch_id": batch_id, "files": names, "rows": rows, "bytes": size}
+        if ti := context.get("ti"):
+            ti.xcom_push(key="upload_summary", value=self.summary)
+        return batch_id
+
+    def get_job_status(self, external_id: Any, context: Context) -> str:
+        # A batch still "loading" on a retry lost its uploader with the previous try: it will never
+        # be completed, so it counts as failed and a fresh batch is made.
+        status = self.hook.get_batch(external_id).get("status", "").lower()
+        return "failed" if status == "loading" else super().get_job_status(external_id, context)
+
+    def job_result(self, job_id: Any, snapshot: JobSnapshot | None, context: Context) -> Any:
+        summary = self.summary
+        if not summary and (ti := context.get("ti")):  # resumed after deferral: pushed before
+            summary = ti.xcom_pull(task_ids=ti.task_id, key="upload_summary") or {}
+        return {"batch_id": job_id, **{k: summary.get(k) for k in ("files", "rows", "bytes")}}

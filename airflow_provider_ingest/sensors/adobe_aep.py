@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_ingest.hooks.adobe_aep import AdobeAepHook
+from airflow_provider_ingest.sensors.base import IngestJobSensor
+from airflow_provider_ingest.triggers.adobe_aep import AdobeAepBatchTrigger
+
+
+class AdobeAepBatchSensor(IngestJobSensor):
+    """Waits for an AEP batch: ``success``/``active`` succeed; ``failed``, ``aborted``,
+    ``abandoned``, ``inactive`` fail with the batch's recorded errors."""
+
+    hook_class = AdobeAepHook
+    trigger_class = AdobeAepBatchTrigger
+
+    def __init__(self, *, batch_id: str, adobe_aep_conn_id: str = "adobe_aep_default", **kwargs: Any):
+        super().__init__(job_id=batch_id, conn_id=adobe_aep_conn_id, **kwargs)
