@@ -34,7 +34,7 @@ def record_batches(source: BinaryIO, input_format: str, block_size: int = BLOCK_
     if input_format == "csv":
         import pyarrow.csv as pcsv
 
-        # use_threads=False: no readahead of many blocks, so the peak stays at a few blocks
+        # use_threads=False: no readahead threads; measured: same speed here, lower peak RSS
         return pcsv.open_csv(stream, read_options=pcsv.ReadOptions(block_size=block_size, use_threads=False))
     if input_format == "json":
         import pyarrow.json as pjson

@@ -23,7 +23,7 @@ DEFAULT_SCOPES = "openid,AdobeID,read_organizations,additional_info.projectedPro
 IMPORT = "data/foundation/import/batches"
 CATALOG = "data/foundation/catalog"
 XED_FULL = "application/vnd.adobe.xed-full+json;version=1"
-DEFAULT_CHUNK = 64 * 1024 * 1024
+DEFAULT_CHUNK = 16 * 1024 * 1024  # one chunk is held in memory while it is sent
 
 
 def batch_snapshot(batch_id: str, batch: dict[str, Any]) -> JobSnapshot:
