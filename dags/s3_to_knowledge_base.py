@@ -23,6 +23,7 @@ import datetime as dt
 
 from airflow.sdk import DAG, Param, task
 
+from airflow_provider_ingest.branching import branch_switch
 from airflow_provider_ingest.operators.egain import EgainStartImportOperator
 from airflow_provider_ingest.operators.qconnect import QConnectImportQuickResponsesOperator
 from airflow_provider_ingest.operators.zeta_alpha import S3ToZetaAlphaOperator
@@ -70,16 +71,6 @@ with DAG(
         ),
     },
 ) as dag:
-
-    def branch_switch(name: str):
-        """A task that skips the branch ``name`` when its ``run_<name>`` param is off."""
-
-        @task.short_circuit(task_id=f"{name}_enabled", ignore_downstream_trigger_rules=False)
-        def enabled(params=None) -> bool:
-            return bool(params[f"run_{name}"])
-
-        return enabled()
-
     egain_import = EgainStartImportOperator(
         task_id="egain_import",
         s3_path="s3://{{ params.bucket }}/" + FOLDER + "articles/",

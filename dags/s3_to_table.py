@@ -20,6 +20,7 @@ import datetime as dt
 
 from airflow.sdk import DAG, Param, task
 
+from airflow_provider_ingest.branching import branch_switch
 from airflow_provider_ingest.operators.adobe_aep import S3ToAdobeAepOperator
 from airflow_provider_ingest.operators.polaris import (
     PolarisEnsureS3ConnectionOperator,
@@ -66,16 +67,6 @@ with DAG(
         ),
     },
 ) as dag:
-
-    def branch_switch(name: str):
-        """A task that skips the branch ``name`` when its ``run_<name>`` param is off."""
-
-        @task.short_circuit(task_id=f"{name}_enabled", ignore_downstream_trigger_rules=False)
-        def enabled(params=None) -> bool:
-            return bool(params[f"run_{name}"])
-
-        return enabled()
-
     ensure_connection = PolarisEnsureS3ConnectionOperator(
         task_id="polaris_ensure_connection",
         name="{{ params.polaris_connection }}",

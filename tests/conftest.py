@@ -69,93 +69,59 @@ def s3(moto_s3):
     return client
 
 
-@pytest.fixture(scope="session")
-def polaris_server(moto_s3):
-    with PolarisFake(s3_endpoint_url=moto_s3, pending_seconds=0.2, running_seconds=0.4) as fake:
-        os.environ["AIRFLOW_CONN_POLARIS_DEFAULT"] = json.dumps(fake.airflow_connection())
+def fake_fixtures(name: str, make):
+    """A session-scoped running fake ``<name>_server`` whose Airflow connection is in the
+    environment, and a per-test ``<name>`` fixture that hands it over fresh (no state, faults or
+    cached tokens)."""
+
+    @pytest.fixture(scope="session", name=f"{name}_server")
+    def server(moto_s3):
+        with make(moto_s3) as fake:
+            if fake.conn_id:
+                os.environ[f"AIRFLOW_CONN_{fake.conn_id.upper()}"] = json.dumps(fake.airflow_connection())
+            if service_config := fake.aws_service_config():  # an AWS service: via aws_default
+                os.environ["AIRFLOW_CONN_AWS_DEFAULT"] = json.dumps(aws_connection(moto_s3, service_config))
+            yield fake
+
+    @pytest.fixture(name=name)
+    def fresh(request):
+        fake = request.getfixturevalue(f"{name}_server")
+        fake.reset()
+        clear_token_cache()
         yield fake
+        fake.clear_faults()
 
-
-@pytest.fixture
-def polaris(polaris_server):
-    """The Polaris fake, emptied and with no faults, for one test."""
-    polaris_server.reset()
-    yield polaris_server
-    polaris_server.clear_faults()
+    return server, fresh
 
 
 # A distinctive AWS key pair for services that receive AWS keys (eGain): masking tests grep for it.
 EGAIN_AWS_KEY = ("AKIAEGAINTEST0000001", "egainSecret/Key+0123456789abcdefXYZ")
 
 
-@pytest.fixture(scope="session")
-def egain_server(moto_s3):
+def make_egain(moto_s3):
+    os.environ["AIRFLOW_CONN_AWS_EGAIN"] = json.dumps(
+        {
+            "conn_type": "aws",
+            "login": EGAIN_AWS_KEY[0],
+            "password": EGAIN_AWS_KEY[1],
+            "extra": {"endpoint_url": moto_s3, "region_name": "us-east-1"},
+        }
+    )
     aws_keys = dict([EGAIN_AWS_KEY, ("testing", "testing")])  # the second is aws_default's
-    with EgainFake(s3_endpoint_url=moto_s3, aws_keys=aws_keys) as fake:
-        os.environ["AIRFLOW_CONN_EGAIN_DEFAULT"] = json.dumps(fake.airflow_connection())
-        os.environ["AIRFLOW_CONN_AWS_EGAIN"] = json.dumps(
-            {
-                "conn_type": "aws",
-                "login": EGAIN_AWS_KEY[0],
-                "password": EGAIN_AWS_KEY[1],
-                "extra": {"endpoint_url": moto_s3, "region_name": "us-east-1"},
-            }
-        )
-        yield fake
+    return EgainFake(s3_endpoint_url=moto_s3, aws_keys=aws_keys)
 
 
-@pytest.fixture
-def egain(egain_server):
-    egain_server.reset()
-    clear_token_cache()
-    yield egain_server
-    egain_server.clear_faults()
-
-
-@pytest.fixture(scope="session")
-def qconnect_server(moto_s3):
-    with QConnectFake(s3_endpoint_url=moto_s3, processing_seconds=0.3) as fake:
-        # aws_default reaches S3 at moto and qconnect at the fake (per-service endpoint)
-        os.environ["AIRFLOW_CONN_AWS_DEFAULT"] = json.dumps(
-            aws_connection(moto_s3, fake.aws_service_config())
-        )
-        yield fake
-
-
-@pytest.fixture
-def qconnect(qconnect_server):
-    qconnect_server.reset()
-    yield qconnect_server
-    qconnect_server.clear_faults()
-
-
-@pytest.fixture(scope="session")
-def zeta_server(moto_s3):
-    with ZetaAlphaFake(s3_endpoint_url=moto_s3, ingesting_seconds=0.1, indexing_seconds=0.2) as fake:
-        os.environ["AIRFLOW_CONN_ZETA_ALPHA_DEFAULT"] = json.dumps(fake.airflow_connection())
-        yield fake
-
-
-@pytest.fixture
-def zeta(zeta_server):
-    zeta_server.reset()
-    yield zeta_server
-    zeta_server.clear_faults()
-
-
-@pytest.fixture(scope="session")
-def adobe_server(moto_s3):
-    with AdobeAepFake(s3_endpoint_url=moto_s3, staging_seconds=0.3) as fake:
-        os.environ["AIRFLOW_CONN_ADOBE_AEP_DEFAULT"] = json.dumps(fake.airflow_connection())
-        yield fake
-
-
-@pytest.fixture
-def adobe(adobe_server):
-    adobe_server.reset()
-    clear_token_cache()
-    yield adobe_server
-    adobe_server.clear_faults()
+polaris_server, polaris = fake_fixtures(
+    "polaris", lambda s3: PolarisFake(s3_endpoint_url=s3, pending_seconds=0.2, running_seconds=0.4)
+)
+egain_server, egain = fake_fixtures("egain", make_egain)
+qconnect_server, qconnect = fake_fixtures(
+    "qconnect", lambda s3: QConnectFake(s3_endpoint_url=s3, processing_seconds=0.3)
+)
+zeta_server, zeta = fake_fixtures(
+    "zeta", lambda s3: ZetaAlphaFake(s3_endpoint_url=s3, ingesting_seconds=0.1, indexing_seconds=0.2)
+)
+adobe_server, adobe = fake_fixtures("adobe", lambda s3: AdobeAepFake(s3_endpoint_url=s3, staging_seconds=0.3))
 
 
 def run_dag(dag_id: str, conf: dict | None = None):

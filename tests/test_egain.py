@@ -93,6 +93,7 @@ def test_missing_scope_is_403(egain, monkeypatch):
 def test_location_header_and_lifecycle(egain, kb):
     assert job_id_from_location("/knowledge/contentmgr/v4/import/content/7A84B875") == "7A84B875"
     assert job_id_from_location("https://api.example/knowledge/contentmgr/v4/import/content/ABC/") == "ABC"
+    egain.configure(scheduled_seconds=1.0, in_progress_seconds=1.0)  # each state outlives a poll
     hook = EgainHook()
     job_id = hook.start_import({"dataSource": data_source(), "operation": "import"})
     assert job_id in egain.jobs
@@ -101,6 +102,7 @@ def test_location_header_and_lifecycle(egain, kb):
     while (snap := hook.job_snapshot(job_id)).state is JobState.RUNNING and time.time() < deadline:
         seen.add(snap.status)
         time.sleep(0.05)
+    egain.configure(scheduled_seconds=0.3, in_progress_seconds=0.6)
     assert {"Scheduled", "In Progress"} <= seen
     assert snap.status == "Successful"
     assert snap.details["results"] == {"successful": 2, "warnings": 1, "errors": 0}

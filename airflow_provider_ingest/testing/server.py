@@ -94,6 +94,8 @@ class FakeService:
 
     def __init__(self, *, s3_endpoint_url: str | None = None):
         self.s3_endpoint_url = s3_endpoint_url
+        # subclasses set their tunables before calling this; reset() puts them back
+        self._initial_tunables = {name: getattr(self, name) for name in self.tunables}
         self.lock = threading.RLock()
         self._journal: list[dict[str, Any]] = []
         self._faults: list[dict[str, Any]] = []
@@ -121,10 +123,12 @@ class FakeService:
         """Forget every resource the fake holds (subclasses)."""
 
     def reset(self) -> None:
-        """Forget resources, journal and faults: a fresh fake for the next test."""
+        """Forget resources, journal, faults and tuned timings: a fresh fake for the next test."""
         with self.lock:
             self._journal.clear()
             self._faults.clear()
+            for name, value in self._initial_tunables.items():
+                setattr(self, name, value)
             self.reset_state()
 
     def error_body(self, code: str, message: str) -> dict[str, Any]:
