@@ -16,15 +16,21 @@ from airflow_provider_ingest.testing.stack import DEMO_BUCKET, connection_env, s
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--public-host", help="host name in the URLs handed out (default: --host)")
     parser.add_argument("--env-file", help="write 'export NAME=value' lines here once everything is up")
-    parser.add_argument("--seed-date", help=f"put sample events under s3://{DEMO_BUCKET}/events/DATE/")
+    parser.add_argument(
+        "--seed-date",
+        action="append",
+        default=[],
+        help=f"put sample data under s3://{DEMO_BUCKET}/{{events,knowledge}}/DATE/ (repeatable)",
+    )
     args = parser.parse_args(argv)
 
-    stack = start_stack(args.host)
-    if args.seed_date:
-        keys = seed_demo_data(stack.s3_client(), args.seed_date)
-        print(f"seeded {len(keys)} files under s3://{DEMO_BUCKET}/events/{args.seed_date}/", flush=True)
+    stack = start_stack(args.host, args.public_host)
+    for day in args.seed_date:
+        keys = seed_demo_data(stack.s3_client(), day)
+        print(f"seeded {len(keys)} files for {day} in s3://{DEMO_BUCKET}/", flush=True)
     env = connection_env(stack.connections())
     lines = [f"export {name}={shlex.quote(value)}" for name, value in env.items()]
     if args.env_file:
@@ -32,7 +38,10 @@ def main(argv: list[str] | None = None) -> None:
         with open(tmp, "w") as env_file:
             env_file.write("\n".join(lines) + "\n")
         os.replace(tmp, args.env_file)  # appears whole: scripts wait for the file
-    print("\n".join(lines), flush=True)
+        # The variables hold the fakes' credentials: name them, keep their values out of logs.
+        print(f"wrote {', '.join(env)} to {args.env_file}", flush=True)
+    else:
+        print("\n".join(lines), flush=True)
 
     stopped = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

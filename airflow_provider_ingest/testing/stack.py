@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,20 +13,36 @@ DEMO_BUCKET = "ingest-demo"
 
 def start_moto_s3(host: str = "127.0.0.1", port: int = 0) -> tuple[Any, str]:
     """moto's S3 (and every other moto service) as a real HTTP server; returns (server, url)."""
+    import logging
+
     from moto.server import ThreadedMotoServer
 
+    # werkzeug logs every request line, query string included: presigned URLs carry signatures.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
     bound_host, bound_port = server.get_host_and_port()
     return server, f"http://{bound_host}:{bound_port}"
 
 
-def aws_connection(s3_url: str, service_config: dict[str, Any] | None = None) -> dict[str, Any]:
+def aws_connection(
+    s3_url: str,
+    service_config: dict[str, Any] | None = None,
+    key: tuple[str, str] = ("testing", "testing"),
+) -> dict[str, Any]:
     """``aws_default`` for the stack: S3 at moto, services moto lacks routed to their fakes."""
     extra: dict[str, Any] = {"endpoint_url": s3_url, "region_name": "us-east-1"}
     if service_config:
         extra["service_config"] = service_config
-    return {"conn_type": "aws", "login": "testing", "password": "testing", "extra": extra}
+    return {"conn_type": "aws", "login": key[0], "password": key[1], "extra": extra}
+
+
+def fake_secrets(fake: Any) -> list[str]:
+    """What must never reach a log: the credentials a fake accepts and the tokens it issued."""
+    found = [getattr(fake, name, None) for name in ("api_key", "client_secret")]
+    found += list(getattr(fake, "aws_keys", {}).values())
+    found += list(getattr(fake, "tokens", {}))
+    return [value for value in found if isinstance(value, str) and len(value) >= 8]
 
 
 def connection_env(connections: dict[str, dict[str, Any]]) -> dict[str, str]:
@@ -81,28 +98,56 @@ def seed_demo_data(
 
 
 class Stack:
-    """moto S3 plus one running instance of every fake, on free local ports."""
+    """moto S3 plus one running instance of every fake, on free ports of ``host``.
 
-    def __init__(self, host: str = "127.0.0.1"):
-        from airflow_provider_ingest.testing import FAKES
+    ``public_host`` is the name other machines use to reach them (a compose service name), put
+    into every URL handed out. The AWS key pair is random, as a real one would be: moto accepts
+    any, the eGain fake only this one, and logs can be searched for its secret half.
+    """
 
+    def __init__(self, host: str = "127.0.0.1", public_host: str | None = None):
+        from airflow_provider_ingest.testing import FAKES, EgainFake
+
+        self.aws_key = (f"AKIA{secrets.token_hex(8).upper()}", secrets.token_urlsafe(30))
         self.s3_server, self.s3_url = start_moto_s3(host)
-        self.fakes = [fake_class(s3_endpoint_url=self.s3_url) for fake_class in FAKES]
+        self.s3_url = self._public(self.s3_url, host, public_host)
+        self.fakes = []
+        for fake_class in FAKES:
+            extra = {"aws_keys": dict([self.aws_key])} if fake_class is EgainFake else {}
+            self.fakes.append(fake_class(s3_endpoint_url=self.s3_url, **extra))
         for fake in self.fakes:
-            fake.start(host)
+            fake.url = self._public(fake.start(host), host, public_host)
+
+    @staticmethod
+    def _public(url: str, host: str, public_host: str | None) -> str:
+        return url.replace(f"//{host}:", f"//{public_host}:", 1) if public_host else url
 
     def connections(self) -> dict[str, dict[str, Any]]:
         service_config: dict[str, Any] = {}
         for fake in self.fakes:
             service_config.update(fake.aws_service_config())
-        conns = {"aws_default": aws_connection(self.s3_url, service_config)}
+        conns = {"aws_default": aws_connection(self.s3_url, service_config, self.aws_key)}
         conns.update({fake.conn_id: fake.airflow_connection() for fake in self.fakes if fake.conn_id})
         return conns
 
-    def s3_client(self) -> Any:
-        from airflow_provider_ingest.testing.server import moto_s3_client
+    def fake(self, name: str) -> Any:
+        """The running fake whose class name starts with ``name`` (``"Polaris"``, ``"Egain"``...)."""
+        return next(fake for fake in self.fakes if type(fake).__name__.startswith(name))
 
-        return moto_s3_client(self.s3_url)
+    def secrets(self) -> list[str]:
+        """Every secret handed out so far (tokens are issued as the DAGs run: call it late)."""
+        return [self.aws_key[1], *(value for fake in self.fakes for value in fake_secrets(fake))]
+
+    def s3_client(self) -> Any:
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.s3_url,
+            region_name="us-east-1",
+            aws_access_key_id=self.aws_key[0],
+            aws_secret_access_key=self.aws_key[1],
+        )
 
     def stop(self) -> None:
         for fake in self.fakes:
@@ -110,5 +155,5 @@ class Stack:
         self.s3_server.stop()
 
 
-def start_stack(host: str = "127.0.0.1") -> Stack:
-    return Stack(host)
+def start_stack(host: str = "127.0.0.1", public_host: str | None = None) -> Stack:
+    return Stack(host, public_host)
