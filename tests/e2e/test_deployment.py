@@ -1,0 +1,220 @@
+"""The example DAGs on a real deployment: ``docker/local-stack.sh`` (PostgreSQL metadata database,
+CeleryExecutor on Redis, separate scheduler, dag-processor, triggerer, api-server and worker).
+
+Runs are started through the REST API as the UI's trigger button does. The fakes run in this
+process so the test can read their journals and inject faults; the script is told to use them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shlex
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from conftest import ROOT
+
+from airflow_provider_ingest.testing.stack import Stack, connection_env, seed_demo_data
+
+STACK_SCRIPT = ROOT / "docker" / "local-stack.sh"
+DATABASE = "airflow_ingest_e2e"
+DAGS = ("s3_to_table", "s3_to_knowledge_base")
+DEFERRABLE_TASKS = {
+    "s3_to_table": ("polaris_ingest", "adobe_ingest"),
+    "s3_to_knowledge_base": ("egain_import", "qconnect_import", "zeta_alpha_ingest"),
+}
+TRIGGERED_DAY = "2026-01-15"  # a folder the UI's trigger form points at through `prefix`
+FAULT_DAY = "2026-01-16"
+FINISHED = {"success", "failed"}
+
+pytestmark = pytest.mark.timeout(900)
+
+
+class Deployment:
+    def __init__(self, stack: Stack, url: str, state: Path):
+        self.stack = stack
+        self.url = url
+        self.state = state
+        self.session = requests.Session()
+        token = self.session.get(f"{url}/auth/token", timeout=10).json()["access_token"]
+        self.session.headers["Authorization"] = f"Bearer {token}"
+
+    def api(self, method: str, path: str, **kwargs):
+        response = self.session.request(method, f"{self.url}/api/v2/{path}", timeout=30, **kwargs)
+        assert response.ok, f"{method} {path}: {response.status_code} {response.text[:500]}"
+        return response.json()
+
+    def trigger(self, dag_id: str, conf: dict) -> str:
+        """POST a DAG run with a conf, as the trigger form does; returns the run id."""
+        body = {"logical_date": dt.datetime.now(dt.UTC).isoformat(), "conf": conf}
+        return self.api("POST", f"dags/{dag_id}/dagRuns", json=body)["dag_run_id"]
+
+    def runs(self, dag_id: str) -> list[dict]:
+        return self.api("GET", f"dags/{dag_id}/dagRuns")["dag_runs"]
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
+        tis = self.api("GET", f"dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+        return {ti["task_id"]: ti["state"] for ti in tis}
+
+    def result(self, dag_id: str, run_id: str, task_id: str = "summarize"):
+        path = f"dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"
+        return self.api("GET", path)["value"]
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, attempt: int = 1) -> str:
+        folder = (
+            self.state / "logs" / "tasks" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+        )
+        return (folder / f"attempt={attempt}.log").read_text()
+
+    def wait(self, condition, what: str, timeout: float = 420):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if value := condition():
+                return value
+            time.sleep(2)
+        raise AssertionError(f"timed out waiting for {what}; processes: {self.stack_status()}")
+
+    def stack_status(self) -> str:
+        return subprocess.run(
+            ["bash", STACK_SCRIPT, "status"], env=script_env(self), capture_output=True, text=True
+        ).stdout
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def script_env(deployment_or_state, port: int | None = None, fakes_env: Path | None = None) -> dict:
+    state = getattr(deployment_or_state, "state", deployment_or_state)
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "STACK_DIR": str(state),
+        "STACK_DB": DATABASE,
+        "STACK_REDIS_URL": "redis://127.0.0.1:6379/6",
+        "STACK_SKIP_INSTALL": "1",
+    }
+    if port:
+        env["STACK_PORT"] = str(port)
+    if fakes_env:
+        env["STACK_FAKES_ENV"] = str(fakes_env)
+    return env
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory):
+    state = tmp_path_factory.mktemp("stack")
+    stack = Stack()
+    today = dt.datetime.now(dt.UTC).date()
+    for day in (today - dt.timedelta(days=1), today, TRIGGERED_DAY, FAULT_DAY):
+        seed_demo_data(stack.s3_client(), str(day))
+    fakes_env = state / "fakes.env"
+    exports = [f"export {k}={shlex.quote(v)}" for k, v in connection_env(stack.connections()).items()]
+    fakes_env.write_text("\n".join(exports) + "\n")
+    port = free_port()
+    env = script_env(state, port, fakes_env)
+    started = subprocess.run(
+        ["bash", STACK_SCRIPT, "up"], env=env, capture_output=True, text=True, timeout=600
+    )
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        yield Deployment(stack, f"http://127.0.0.1:{port}", state)
+    finally:
+        subprocess.run(["bash", STACK_SCRIPT, "purge"], env=env, capture_output=True, timeout=180)
+        stack.stop()
+
+
+def test_scheduled_and_triggered_runs_succeed_through_the_triggerer(deployment):
+    triggered = {
+        "s3_to_table": deployment.trigger("s3_to_table", {"prefix": f"events/{TRIGGERED_DAY}/"}),
+        "s3_to_knowledge_base": deployment.trigger(
+            "s3_to_knowledge_base", {"prefix": f"knowledge/{TRIGGERED_DAY}/", "egain_operation": "import"}
+        ),
+    }
+
+    def all_finished():
+        runs = {dag_id: deployment.runs(dag_id) for dag_id in DAGS}
+        done = all(run["state"] in FINISHED for dag_runs in runs.values() for run in dag_runs)
+        return runs if done else None
+
+    runs = deployment.wait(all_finished, "the scheduled and triggered runs")
+    for dag_id, dag_runs in runs.items():
+        # The DAGs are active from the start: the schedule made one run (catchup is off), the API another.
+        assert sorted(r["run_type"] for r in dag_runs) == ["manual", "scheduled"], dag_runs
+        assert triggered[dag_id] in {r["dag_run_id"] for r in dag_runs}
+        for run in dag_runs:
+            states = deployment.task_states(dag_id, run["dag_run_id"])
+            assert run["state"] == "success", (dag_id, run["dag_run_id"], states)
+            for task_id in DEFERRABLE_TASKS[dag_id]:  # every wait went through the triggerer
+                assert "Pausing task as DEFERRED" in deployment.task_log(dag_id, run["dag_run_id"], task_id)
+
+    table = [deployment.result("s3_to_table", r["dag_run_id"]) for r in runs["s3_to_table"]]
+    knowledge = [
+        deployment.result("s3_to_knowledge_base", r["dag_run_id"]) for r in runs["s3_to_knowledge_base"]
+    ]
+    assert all(summary["polaris"]["rows_ingested"] == 300 for summary in table), table
+    assert all(summary["adobe"]["rows"] == 300 for summary in table), table
+    assert all(summary["egain"]["status"] == "Successful" for summary in knowledge), knowledge
+
+    # Exactly one job or batch per branch per run: what the fakes made is what the runs report.
+    stack = deployment.stack
+    created = {
+        name: {e["id"] for e in stack.fake(name).journal(event=event)}
+        for name, event in (
+            ("Polaris", "job_created"),
+            ("Egain", "job_created"),
+            ("QConnect", "job_created"),
+            ("AdobeAep", "batch_created"),
+        )
+    }
+    assert created["Polaris"] == {s["polaris"]["job_id"] for s in table}
+    assert created["AdobeAep"] == {s["adobe"]["batch_id"] for s in table}
+    assert created["Egain"] == {s["egain"]["job_id"] for s in knowledge}
+    assert created["QConnect"] == {s["qconnect"]["import_job_id"] for s in knowledge}
+    assert len(stack.fake("ZetaAlpha").journal(event="document_batch")) == 2
+    for name in ("Polaris", "Egain", "QConnect", "ZetaAlpha", "AdobeAep"):  # polled by the triggerer
+        assert any(
+            "aiohttp" in r.get("agent", "") or "aiobotocore" in r.get("agent", "")
+            for r in stack.fake(name).journal()
+            if r.get("method") == "GET"
+        ), name
+
+    assert_no_secret_in_logs(deployment)
+
+
+def test_a_failing_branch_reports_its_reason_and_the_others_succeed(deployment):
+    egain = deployment.stack.fake("Egain")
+    jobs_before = len(egain.journal(event="job_created"))
+    egain.add_fault(action="status", status=400, method="POST", path=r"/import/content$", times=100)
+    run_id = deployment.trigger("s3_to_knowledge_base", {"prefix": f"knowledge/{FAULT_DAY}/"})
+
+    def settled():
+        states = deployment.task_states("s3_to_knowledge_base", run_id)
+        egain_done = states.get("egain_import") in ("up_for_retry", "failed")
+        others_done = all(states.get(t) in FINISHED for t in ("qconnect_import", "zeta_alpha_ingest"))
+        return states if egain_done and others_done else None
+
+    states = deployment.wait(settled, "the faulted run's branches")
+    assert states["qconnect_import"] == "success" and states["zeta_alpha_ingest"] == "success", states
+    log = deployment.task_log("s3_to_knowledge_base", run_id, "egain_import")
+    reason = "/knowledge/contentmgr/v4/import/content failed: HTTP 400 [Injected]: injected fault"
+    assert "eGain POST http://" in log and reason in log, log[-3000:]
+    assert len(egain.journal(event="job_created")) == jobs_before, "the refused start made no job"
+    assert_no_secret_in_logs(deployment)
+
+
+def assert_no_secret_in_logs(deployment):
+    secrets = [*deployment.stack.secrets(), "X-Amz-Signature"]
+    logs = [path for path in (deployment.state / "logs").rglob("*") if path.is_file()]
+    assert len(logs) > 20, "the deployment wrote its logs where the test looks"
+    for path in logs:
+        text = path.read_text(errors="replace")
+        leaked = [secret[:4] + "..." for secret in secrets if secret in text]
+        assert not leaked, f"{path} contains {leaked}"
