@@ -125,11 +125,8 @@ EOF
     local fakes_env=${STACK_FAKES_ENV:-$STACK_DIR/fakes.env}
     if [ -z "${STACK_FAKES_ENV:-}" ]; then
         rm -f "$fakes_env"
-        local today yesterday
-        today=$(date -u +%Y-%m-%d)
-        yesterday=$(date -u -d yesterday +%Y-%m-%d)
         start fakes "$PY" -m airflow_provider_ingest.testing --env-file "$fakes_env" \
-            --seed-date "$yesterday" --seed-date "$today"
+            --seed-date yesterday --seed-date today
         wait_for "the fakes" 60 test -f "$fakes_env"
     fi
     # shellcheck disable=SC1090

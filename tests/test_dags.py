@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -76,3 +77,18 @@ def test_airflow_dags_test_s3_to_knowledge_base(airflow_db, egain, qconnect, zet
 def deferred(fake) -> bool:
     """Whether a status poll came from the async client, i.e. from a trigger."""
     return any("aiohttp" in r.get("agent", "") for r in fake.journal() if r.get("method") == "GET")
+
+
+def test_parsing_a_dag_file_touches_no_network():
+    """benchmarks/dag_parse.py runs each file with sockets refused (and reports the parse time)."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "dag_parse.py")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    reports = [json.loads(line) for line in result.stdout.splitlines()]
+    assert {Path(r["file"]).name for r in reports} == {"s3_to_table.py", "s3_to_knowledge_base.py"}
+    for report in reports:
+        assert report["network"] == [], report

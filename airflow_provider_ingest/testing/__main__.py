@@ -10,6 +10,7 @@ import os
 import shlex
 import signal
 import threading
+from datetime import UTC, datetime, timedelta
 
 from airflow_provider_ingest.testing.stack import DEMO_BUCKET, connection_env, seed_demo_data, start_stack
 
@@ -23,12 +24,15 @@ def main(argv: list[str] | None = None) -> None:
         "--seed-date",
         action="append",
         default=[],
-        help=f"put sample data under s3://{DEMO_BUCKET}/{{events,knowledge}}/DATE/ (repeatable)",
+        help=f"put sample data under s3://{DEMO_BUCKET}/{{events,knowledge}}/DATE/ (repeatable; "
+        "DATE can be 'today' or 'yesterday', in UTC, what a daily schedule reads)",
     )
     args = parser.parse_args(argv)
 
     stack = start_stack(args.host, args.public_host)
-    for day in args.seed_date:
+    today = datetime.now(UTC).date()
+    relative = {"today": str(today), "yesterday": str(today - timedelta(days=1))}
+    for day in (relative.get(day, day) for day in args.seed_date):
         keys = seed_demo_data(stack.s3_client(), day)
         print(f"seeded {len(keys)} files for {day} in s3://{DEMO_BUCKET}/", flush=True)
     env = connection_env(stack.connections())
