@@ -11,6 +11,8 @@ Retry rules:
   only for idempotent requests. A POST that starts a job is not sent twice on a guess; the caller
   re-attaches instead (see ``jobs.py``).
 - Other 4xx are final. A 401 is retried once after the auth drops its cached token.
+- A 2xx reply that should be JSON but is not (garbled or cut by a proxy) counts as a lost reply:
+  retried when resending is safe, otherwise an ``IngestApiError`` naming the call.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
+import logging
 import random
 import time
 import weakref
@@ -31,6 +34,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 
 from airflow_provider_ingest.exceptions import IngestApiError
+
+log = logging.getLogger(__name__)
 
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -182,6 +187,14 @@ def _json_or_text(text: str) -> Any:
         return None
 
 
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
 class _ClientBase:
     def __init__(
         self,
@@ -218,6 +231,30 @@ class _ClientBase:
         code, message = error_details(_json_or_text(body_text), body_text[:500] or "(empty body)")
         return IngestApiError(self.service, method.upper(), self.endpoint(url), status, redact(message), code)
 
+    def after_malformed(self, budget: RetryBudget, method: str, url: str, status: int, text: str) -> float:
+        """A 2xx reply that is not JSON: wait and resend like a lost reply, or raise a clear error.
+
+        Without this, the sync client raised a bare JSONDecodeError and the async one returned None,
+        which crashed a trigger with an AttributeError (found by tests/reliability).
+        """
+        wait = budget.after_transport_error(request_was_sent=True)
+        if wait is None:
+            raise IngestApiError(
+                self.service,
+                method.upper(),
+                self.endpoint(url),
+                status,
+                redact(f"the reply is not valid JSON: {text[:200]!r}"),
+                "MalformedReply",
+            )
+        log.warning(
+            "%s %s %s: the reply is not valid JSON; trying again",
+            self.service,
+            method.upper(),
+            self.endpoint(url),
+        )
+        return wait
+
 
 def _sent_before_failure(exc: requests.RequestException) -> bool:
     """False when the request provably never left (connect refused or timed out)."""
@@ -247,6 +284,7 @@ class ApiClient(_ClientBase):
         *,
         idempotent: bool | None = None,
         headers: Mapping[str, str] | None = None,
+        expect_json: bool = False,
         **kwargs: Any,
     ) -> requests.Response:
         url = self.url(path)
@@ -270,14 +308,17 @@ class ApiClient(_ClientBase):
                     raise self.error(method, url, None, type(exc).__name__) from None
             else:
                 if response.status_code < 400:
-                    return response
-                wait = budget.after_status(response.status_code, response.headers.get("Retry-After"))
-                if wait is None:
-                    raise self.error(method, url, response.status_code, response.text)
+                    if not (expect_json and response.content and not _is_json(response.text)):
+                        return response
+                    wait = self.after_malformed(budget, method, url, response.status_code, response.text)
+                else:
+                    wait = budget.after_status(response.status_code, response.headers.get("Retry-After"))
+                    if wait is None:
+                        raise self.error(method, url, response.status_code, response.text)
             time.sleep(wait)
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.request(method, path, **kwargs)
+        response = self.request(method, path, expect_json=True, **kwargs)
         return response.json() if response.content else None
 
     def close(self) -> None:
@@ -323,6 +364,7 @@ class AsyncApiClient(_ClientBase):
         *,
         idempotent: bool | None = None,
         headers: Mapping[str, str] | None = None,
+        expect_json: bool = False,
         **kwargs: Any,
     ) -> tuple[int, Any]:
         """Send a request and return ``(status, parsed JSON or None)``."""
@@ -349,12 +391,15 @@ class AsyncApiClient(_ClientBase):
                     raise self.error(method, url, None, type(exc).__name__) from None
             else:
                 if status < 400:
-                    return status, (_json_or_text(text) if text else None)
-                wait = budget.after_status(status, retry_after)
-                if wait is None:
-                    raise self.error(method, url, status, text)
+                    if not (expect_json and text and not _is_json(text)):
+                        return status, (_json_or_text(text) if text else None)
+                    wait = self.after_malformed(budget, method, url, status, text)
+                else:
+                    wait = budget.after_status(status, retry_after)
+                    if wait is None:
+                        raise self.error(method, url, status, text)
             await asyncio.sleep(wait)
 
     async def json(self, method: str, path: str, **kwargs: Any) -> Any:
-        _, body = await self.request(method, path, **kwargs)
+        _, body = await self.request(method, path, expect_json=True, **kwargs)
         return body

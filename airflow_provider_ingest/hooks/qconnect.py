@@ -2,17 +2,97 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import threading
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
-from airflow_provider_ingest.http import ApiClient, mask
+from airflow_provider_ingest.http import RETRYABLE_STATUSES, ApiClient, RetryPolicy, mask, parse_retry_after
 
 REPORT_SAMPLE = 3
+SERVICE = "Amazon Q in Connect"
+
+
+def _max_attempts(client: Any) -> int:
+    retries = client.meta.config.retries or {}
+    if retries.get("total_max_attempts"):
+        return int(retries["total_max_attempts"])
+    if retries.get("max_attempts") is not None:
+        return int(retries["max_attempts"]) + 1
+    return 3 if retries.get("mode") == "standard" else 5  # botocore's defaults
+
+
+def with_provider_rules(client: Any) -> Any:
+    """Make a boto3 / aiobotocore client follow the provider's HTTP rules (see ``http.py``):
+
+    - ``Retry-After`` on a retryable status wins over botocore's own backoff, within botocore's
+      attempt budget (botocore ignores the header: a throttled call came back in 0.2 s, not 1 s);
+    - an error names the service, the HTTP status and the endpoint, not only the operation.
+    """
+    service_id = client.meta.service_model.service_id.hyphenize()
+    cap = _max_attempts(client)
+    retry_after_max = RetryPolicy().retry_after_max
+
+    def retry_after(response: Any = None, attempts: int = 0, **_: Any) -> float | None:
+        if response is None or attempts >= cap:
+            return None  # botocore's handler decides (and stops at the same cap)
+        http_response = response[0]
+        if http_response.status_code not in RETRYABLE_STATUSES:
+            return None
+        delay = parse_retry_after(http_response.headers.get("Retry-After"))
+        return None if delay is None else min(delay, retry_after_max)
+
+    def name_the_call(http_response: Any = None, parsed: Any = None, model: Any = None, **_: Any) -> None:
+        error = parsed.get("Error") if isinstance(parsed, dict) else None
+        if http_response is None or http_response.status_code < 300 or not isinstance(error, dict):
+            return
+        where = f"{model.http.get('method')} {model.http.get('requestUri')}" if model is not None else "?"
+        status = http_response.status_code
+        error["Message"] = f"{SERVICE} {where}: HTTP {status}: {error.get('Message') or ''}"
+
+    client.meta.events.register_first(f"needs-retry.{service_id}", retry_after)
+    client.meta.events.register(f"after-call.{service_id}", name_the_call)
+    return client
+
+
+_models_loaded = threading.Event()
+_models_lock = threading.Lock()
+
+
+def _load_models(new_context: Callable[[], Any]) -> None:
+    """Create and close one async client in this (worker) thread's own loop. A process's first
+    client reads botocore's JSON models from disk (0.1-0.3 s); in a trigger that would hold the
+    triggerer's event loop, which every other wait shares. Later clients find them cached."""
+
+    async def enter_and_leave() -> None:
+        async with new_context():
+            pass
+
+    with _models_lock:
+        if not _models_loaded.is_set():
+            asyncio.run(enter_and_leave())
+            _models_loaded.set()
+
+
+class _AsyncClientWithRules:
+    """aiobotocore hands out an async context manager; the client exists only once entered."""
+
+    def __init__(self, context: Any, new_context: Callable[[], Any]):
+        self.context, self.new_context = context, new_context
+
+    async def __aenter__(self) -> Any:
+        if not _models_loaded.is_set():
+            await asyncio.to_thread(_load_models, self.new_context)
+        return with_provider_rules(await self.context.__aenter__())
+
+    async def __aexit__(self, *exc: Any) -> Any:
+        return await self.context.__aexit__(*exc)
 
 
 class QConnectHook(AwsBaseHook):
@@ -25,6 +105,13 @@ class QConnectHook(AwsBaseHook):
     def __init__(self, *args: Any, **kwargs: Any):
         kwargs["client_type"] = "qconnect"
         super().__init__(*args, **kwargs)
+
+    def get_client_type(self, region_name: str | None = None, config: Any = None, deferrable: bool = False):
+        def new_client() -> Any:
+            return super(QConnectHook, self).get_client_type(region_name, config, deferrable)
+
+        client = new_client()
+        return _AsyncClientWithRules(client, new_client) if deferrable else with_provider_rules(client)
 
     @cached_property
     def waiter_path(self) -> Path:

@@ -61,8 +61,14 @@ def documents_snapshot(document_ids: list[str], found: dict[str, dict[str, Any]]
         counts[status] = counts.get(status, 0) + 1
     details = {"document_count": len(document_ids), "statuses": counts}
     progress = f"{done} of {len(document_ids)} indexed"
+    # A status the table does not know keeps waiting, but is named once (JobWatch logs a warning
+    # once) instead of passing silently as "in progress".
+    unknown = sorted({str((found.get(d) or {}).get("status")) for d in by_state.get(None, [])})
+    warning = f"unexpected document status {', '.join(unknown)}; still waiting" if unknown else None
     if waiting:
-        return JobSnapshot("documents", "in progress", JobState.RUNNING, progress=progress, details=details)
+        return JobSnapshot(
+            "documents", "in progress", JobState.RUNNING, progress=progress, warning=warning, details=details
+        )
     if failed:
         named = ", ".join(
             f"{d} ({(found.get(d) or {}).get('status', 'not_found')}: "

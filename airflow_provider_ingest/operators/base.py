@@ -126,6 +126,24 @@ class IngestJobOperator(ResumableJobMixin, BaseOperator):
         self.final_snapshot = snapshot
         return self.job_result(snapshot.job_id, snapshot, context)
 
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        from airflow.sdk.exceptions import TaskDeferralTimeout
+
+        try:
+            return super().resume_execution(next_method, next_kwargs, context)
+        except TaskDeferralTimeout:
+            # execution_timeout fired while deferred. Airflow 3.3 then cancels the trigger without
+            # its on_kill (that runs only on a user's action) and fails the task here, in a fresh
+            # worker, without the operator's on_kill either: cancel the job as on_kill would, or it
+            # runs on unowned (found by tests/reliability/test_fault_matrix.py).
+            store = context.get("task_state_store")
+            self.job_id = store.get(self.external_id_key) if store is not None else None
+            try:
+                self.on_kill()
+            except Exception:
+                self.log.exception("Could not cancel %s job %s", self.hook.service, describe_job(self.job_id))
+            raise
+
     def on_kill(self) -> None:
         if self.cancel_on_kill and self.job_id is not None:
             self.log.info("Canceling %s job %s", self.hook.service, describe_job(self.job_id))

@@ -17,7 +17,9 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-FAULT_ACTIONS = {"status", "delay", "drop", "drop_after", "malformed"}
+# ``body``: answer 200 (or ``status``) with the rule's ``body`` as JSON instead of calling the app, e.g.
+# a job status value the client has never seen.
+FAULT_ACTIONS = {"status", "delay", "drop", "drop_after", "malformed", "body"}
 
 
 class FaultInjector:
@@ -45,6 +47,9 @@ class FaultInjector:
                 headers = {"Retry-After": str(fault["retry_after"])} if fault.get("retry_after") else {}
                 body = self.fake.error_body("Injected", "injected fault")
                 response = JSONResponse(body, status_code=int(fault.get("status", 503)), headers=headers)
+                return await response(scope, receive, recording_send)
+            if action == "body":
+                response = JSONResponse(fault.get("body"), status_code=int(fault.get("status", 200)))
                 return await response(scope, receive, recording_send)
             if action == "malformed":
                 response = JSONResponse(None, status_code=200)

@@ -1,0 +1,808 @@
+"""The fault matrix: every service's operator (and, for waits, its trigger) against its running fake
+over real HTTP, with one fault injected per case, asserting the outcome and that no secret leaks.
+
+One adapter per service says how to build a quick job, which calls start and poll it, how the
+remote job is made to fail or is canceled, and which secrets to look for. ``CASES`` pairs each
+service with the faults that apply to it; every case ends in the same secret check over the
+captured logs, the XComs, return values, trigger events and exception texts.
+
+Airflow's machinery is played by hand, faithfully to 3.3: ``execute`` with a context holding a
+``task_state_store`` (the mixin's) and a task instance; a deferral runs its trigger in a fresh event
+loop as the triggerer would, and a fresh operator resumes with ``execute_complete`` or, when the
+deferral timed out, with ``resume_execution("__fail__", ...)`` as the task runner does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import importlib
+import json
+import logging
+import re
+import time
+import traceback
+from datetime import timedelta
+from typing import Any, ClassVar
+
+import pytest
+from airflow.sdk.bases.operator import TRIGGER_FAIL_REPR, TriggerFailureReason
+from airflow.sdk.exceptions import TaskDeferralTimeout, TaskDeferred
+from conftest import BUCKET, EGAIN_AWS_KEY
+
+from airflow_provider_ingest.exceptions import IngestApiError, IngestJobFailed
+from airflow_provider_ingest.hooks.adobe_aep import AdobeAepHook
+from airflow_provider_ingest.hooks.egain import EgainHook
+from airflow_provider_ingest.hooks.polaris import PolarisHook
+from airflow_provider_ingest.hooks.qconnect import QConnectHook
+from airflow_provider_ingest.hooks.zeta_alpha import ZetaAlphaHook
+from airflow_provider_ingest.http import Timeouts, close_shared_sessions
+from airflow_provider_ingest.operators.adobe_aep import S3ToAdobeAepOperator
+from airflow_provider_ingest.operators.egain import EgainStartImportOperator
+from airflow_provider_ingest.operators.polaris import (
+    PolarisEnsureS3ConnectionOperator,
+    PolarisStartIngestionJobOperator,
+)
+from airflow_provider_ingest.operators.qconnect import QConnectImportQuickResponsesOperator
+from airflow_provider_ingest.operators.zeta_alpha import S3ToZetaAlphaOperator
+from airflow_provider_ingest.testing.adobe_aep import DATASET_ID
+from airflow_provider_ingest.testing.stack import sample_events
+
+RETRY_AFTER = 1.0  # seconds, sent as the Retry-After header
+CLOCK_SLACK = 0.02  # journal timestamps are wall-clock; the client's sleep is on the monotonic clock
+POLL = 0.1
+READ_TIMEOUT = 0.5  # the read timeout given to the waiting client in the slow-reply row
+PREFIX = "fault-matrix"
+KB = "1b0c5d2e-3f4a-4b5c-8d6e-7f8091a2b3c4"
+QC_AWS_KEY = ("AKIAFAULTMATRIX00001", "qcFaultMatrixSecret/Key+0123456789abcd")
+
+
+# --- Airflow's side of a task run -------------------------------------------------------------------
+class TaskStateStore(dict):
+    """The get/set surface of Airflow's ``task_state_store``: survives the task's retries."""
+
+    def set(self, key: str, value: Any) -> None:
+        self[key] = value
+
+
+class WorkerKilled(BaseException):
+    """The worker process dies (SIGKILL): nothing after this point of the try runs."""
+
+
+class DyingStore(TaskStateStore):
+    """Dies right after the mixin persisted the job id: the worker is killed after the start call."""
+
+    def __init__(self, die_on: str):
+        super().__init__()
+        self.die_on = die_on
+
+    def set(self, key: str, value: Any) -> None:
+        super().set(key, value)
+        if key == self.die_on:
+            raise WorkerKilled(key)
+
+
+class TaskInstance:
+    """What the operators read from ``context["ti"]``; XComs are kept to be checked for secrets."""
+
+    dag_id, run_id, task_id, map_index = "fault_matrix", "manual__fm", "ingest", -1
+
+    def __init__(self, try_number: int = 1):
+        self.try_number = try_number
+        self.stats_tags: dict[str, str] = {}
+        self.xcoms: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcoms[key] = value
+
+    def xcom_pull(self, task_ids: Any = None, key: str = "return_value") -> Any:
+        return self.xcoms.get(key)
+
+
+# --- service adapters --------------------------------------------------------------------------------
+class Service:
+    """How the matrix drives one service. ``start`` / ``status``: regexes of the start call's (POST)
+    and the status call's (GET) paths; ``label``: how the service names itself in errors."""
+
+    fixture: ClassVar[str]
+    label: ClassVar[str]
+    start: ClassVar[str]
+    status: ClassVar[str]
+    start_endpoint: ClassVar[str]  # a fragment of the start call's endpoint, as errors name it
+    job_event: ClassVar[str] = "job_created"
+    jobs_per_run: ClassVar[int] = 1  # what one successful start creates (Zeta Alpha: a document per object)
+    failure_reason: ClassVar[str]  # the vendor's reason for the failing variant
+    unexpected: ClassVar[str]  # a status value the service never documented
+    hook_class: ClassVar[type] = type(None)
+    can_cancel: ClassVar[bool] = True  # the API can cancel a started job
+    token_auth: ClassVar[bool] = False  # OAuth tokens that expire
+
+    def prepare(self, case: Case) -> None:
+        """Per-test setup before any operator runs (the fake was just reset)."""
+
+    def operator(self, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    def failing(self, case: Case) -> dict[str, Any]:
+        """Arrange for the next job to end failed; returns operator kwargs for it."""
+        return {}
+
+    def jobs(self, fake: Any) -> list[str]:
+        return [e["id"] for e in fake.journal(event=self.job_event)]
+
+    def stretch(self, fake: Any, seconds: float) -> None:
+        """Make a job take about ``seconds`` to finish."""
+        raise NotImplementedError
+
+    def cancel_remotely(self, fake: Any, job_id: Any) -> None:
+        self.hook_class().cancel_job(job_id)
+
+    def canceled(self, fake: Any, job_id: Any) -> bool:
+        raise NotImplementedError
+
+    def status_body(self, job_id: Any) -> Any:
+        """A status reply carrying ``unexpected``."""
+        raise NotImplementedError
+
+    def secrets(self, fake: Any) -> list[str]:
+        raise NotImplementedError
+
+    def with_read_timeout(self, op: Any, read: float) -> None:
+        op.hook = self.hook_class(op.conn_id, timeouts=Timeouts(connect=5.0, read=read))
+
+
+class Polaris(Service):
+    fixture, label = "polaris", "Imply Polaris"
+    start, status, start_endpoint = r"/jobs$", r"/jobs/[^/]+$", "/v1/projects/test-project/jobs"
+    failure_reason, unexpected = "table is locked by a compaction", "reindexing"
+    hook_class = PolarisHook
+
+    def prepare(self, case: Case) -> None:
+        PolarisEnsureS3ConnectionOperator(
+            task_id="conn", name="fm-conn", bucket=BUCKET, aws_assumed_role_arn=ROLE
+        ).execute({})
+
+    def operator(self, **kwargs: Any) -> Any:
+        args = dict(
+            task_id="ingest",
+            table_name="events",
+            connection_name="fm-conn",
+            prefixes=[f"{PREFIX}/polaris/"],
+            input_schema=[{"name": "timestamp", "dataType": "string"}],
+            poll_interval=POLL,
+        )
+        return PolarisStartIngestionJobOperator(**{**args, **kwargs})
+
+    def failing(self, case: Case) -> dict[str, Any]:
+        case.fake.fail_next_job(self.failure_reason)
+        return {}
+
+    def stretch(self, fake: Any, seconds: float) -> None:
+        fake.configure(pending_seconds=seconds / 2, running_seconds=seconds / 2)
+
+    def canceled(self, fake: Any, job_id: Any) -> bool:
+        return fake.jobs[job_id]["executionStatus"] == "canceled"
+
+    def status_body(self, job_id: Any) -> Any:
+        return {"id": job_id, "executionStatus": self.unexpected, "health": {"status": "ok"}}
+
+    def secrets(self, fake: Any) -> list[str]:
+        return [fake.api_key, base64.b64encode(f"{fake.api_key}:".encode()).decode()]
+
+
+class Egain(Service):
+    fixture, label = "egain", "eGain"
+    start, status, start_endpoint = (
+        r"/import/content$",
+        r"/status$",
+        "/knowledge/contentmgr/v4/import/content",
+    )
+    failure_reason, unexpected = "AccessDenied", "Paused"
+    hook_class = EgainHook
+    token_auth = True
+
+    def prepare(self, case: Case) -> None:
+        wrong = {"conn_type": "aws", "login": "AKIAWRONGWRONG000001", "password": "wrong-secret-wrong-1"}
+        wrong["extra"] = {"endpoint_url": case.moto_s3, "region_name": "us-east-1"}
+        case.monkeypatch.setenv("AIRFLOW_CONN_AWS_FM_WRONG", json.dumps(wrong))
+
+    def operator(self, **kwargs: Any) -> Any:
+        args = dict(
+            task_id="ingest",
+            s3_path=f"s3://{BUCKET}/{PREFIX}/egain/",
+            aws_conn_id="aws_egain",
+            poll_interval=POLL,
+        )
+        return EgainStartImportOperator(**{**args, **kwargs})
+
+    def failing(self, case: Case) -> dict[str, Any]:
+        return {"aws_conn_id": "aws_fm_wrong"}  # keys eGain may not read the folder with
+
+    def stretch(self, fake: Any, seconds: float) -> None:
+        fake.configure(scheduled_seconds=seconds / 2, in_progress_seconds=seconds / 2)
+
+    def canceled(self, fake: Any, job_id: Any) -> bool:
+        return fake.jobs[job_id]["cancelled"]
+
+    def status_body(self, job_id: Any) -> Any:
+        return {"jobId": job_id, "jobType": "Import", "status": self.unexpected, "results": {}}
+
+    def secrets(self, fake: Any) -> list[str]:
+        return [fake.client_secret, *EGAIN_AWS_KEY, *fake.tokens]
+
+
+class QConnect(Service):
+    fixture, label = "qconnect", "Amazon Q in Connect"
+    start, status, start_endpoint = r"/importJobs$", r"/importJobs/[^/]+$", "/importJobs"
+    failure_reason, unexpected = "missing name", "QUEUED_FOR_REVIEW"
+    hook_class = QConnectHook
+    can_cancel = False  # import jobs cannot be canceled through the API (README)
+
+    def prepare(self, case: Case) -> None:
+        # Its own AWS connection: a distinctive key pair to look for, and a short read timeout.
+        conn = {
+            "conn_type": "aws",
+            "login": QC_AWS_KEY[0],
+            "password": QC_AWS_KEY[1],
+            "extra": {
+                "endpoint_url": case.moto_s3,
+                "region_name": "us-east-1",
+                "service_config": {"qconnect": {"endpoint_url": case.fake.url}},
+                "config_kwargs": {"read_timeout": READ_TIMEOUT * 2, "connect_timeout": 5},
+            },
+        }
+        case.monkeypatch.setenv("AIRFLOW_CONN_AWS_FM_QCONNECT", json.dumps(conn))
+
+    def operator(self, **kwargs: Any) -> Any:
+        args = dict(
+            task_id="ingest",
+            s3_key=f"s3://{BUCKET}/{PREFIX}/qconnect/good.csv",
+            knowledge_base_id=KB,
+            aws_conn_id="aws_fm_qconnect",
+            poll_interval=POLL,
+        )
+        return QConnectImportQuickResponsesOperator(**{**args, **kwargs})
+
+    def failing(self, case: Case) -> dict[str, Any]:
+        return {"s3_key": f"s3://{BUCKET}/{PREFIX}/qconnect/bad.csv"}
+
+    def stretch(self, fake: Any, seconds: float) -> None:
+        fake.configure(processing_seconds=seconds)
+
+    def canceled(self, fake: Any, job_id: Any) -> bool:
+        return fake.jobs[job_id]["status"] not in ("START_IN_PROGRESS", "COMPLETE")
+
+    def status_body(self, job_id: Any) -> Any:
+        return {"importJob": {"importJobId": job_id, "knowledgeBaseId": KB, "status": self.unexpected}}
+
+    def secrets(self, fake: Any) -> list[str]:
+        signatures = [u["sig"] for u in fake.uploads.values()] + [j["_sig"] for j in fake.jobs.values()]
+        return [*QC_AWS_KEY, "X-Amz-Signature", *signatures]
+
+    def with_read_timeout(self, op: Any, read: float) -> None:
+        pass  # the connection's config_kwargs already set botocore's read timeout
+
+
+class Zeta(Service):
+    """A "job" is the set of documents sent; "canceled remotely" is their deletion by someone else
+    (indexing itself cannot be canceled)."""
+
+    fixture, label = "zeta", "Zeta Alpha"
+    start, status, start_endpoint = r"/document-batches$", r"/documents$", "/documents/document-batches"
+    failure_reason, unexpected = "content_parse_error", "re_embedding"
+    hook_class = ZetaAlphaHook
+    jobs_per_run = 2  # every input folder holds two objects
+    can_cancel = False  # indexing cannot be canceled (README); deleting documents is not canceling
+
+    def operator(self, **kwargs: Any) -> Any:
+        args = dict(
+            task_id="ingest",
+            s3_prefix=f"s3://{BUCKET}/{PREFIX}/zeta/good/",
+            allow_access_rights=[{"name": "public"}],
+            poll_interval=POLL,
+        )
+        return S3ToZetaAlphaOperator(**{**args, **kwargs})
+
+    def failing(self, case: Case) -> dict[str, Any]:
+        return {"s3_prefix": f"s3://{BUCKET}/{PREFIX}/zeta/corrupt/"}
+
+    def jobs(self, fake: Any) -> list[str]:
+        return sorted({key[2] for key in fake.documents})  # one document per object, whatever was resent
+
+    def stretch(self, fake: Any, seconds: float) -> None:
+        fake.configure(ingesting_seconds=seconds / 2, indexing_seconds=seconds / 2)
+
+    def cancel_remotely(self, fake: Any, job_id: Any) -> None:
+        ZetaAlphaHook().delete_documents(job_id)
+
+    def canceled(self, fake: Any, job_id: Any) -> bool:
+        return any(fake.documents[("acme", "default", d)]["deleted"] for d in job_id)
+
+    def status_body(self, job_id: Any) -> Any:
+        results = [{"document_id": d, "status": self.unexpected} for d in job_id]
+        return {"count": len(results), "page": 1, "page_size": 100, "results": results}
+
+    def secrets(self, fake: Any) -> list[str]:
+        return [fake.api_key]
+
+
+class Adobe(Service):
+    fixture, label = "adobe", "Adobe Experience Platform"
+    start, status, start_endpoint = (
+        r"/import/batches$",
+        r"/catalog/batches/",
+        "/data/foundation/import/batches",
+    )
+    job_event = "batch_created"
+    failure_reason, unexpected = "unknown_col", "replicating"
+    hook_class = AdobeAepHook
+    token_auth = True
+
+    def operator(self, **kwargs: Any) -> Any:
+        args = dict(
+            task_id="ingest",
+            dataset_id=DATASET_ID,
+            s3_prefix=f"s3://{BUCKET}/{PREFIX}/adobe/good/",
+            poll_interval=POLL,
+        )
+        return S3ToAdobeAepOperator(**{**args, **kwargs})
+
+    def failing(self, case: Case) -> dict[str, Any]:
+        return {"s3_prefix": f"s3://{BUCKET}/{PREFIX}/adobe/bad/", "validate_schema": False}
+
+    def stretch(self, fake: Any, seconds: float) -> None:
+        fake.configure(staging_seconds=seconds)
+
+    def canceled(self, fake: Any, job_id: Any) -> bool:
+        return fake.batches[job_id]["status"] == "aborted"
+
+    def cancel_remotely(self, fake: Any, job_id: Any) -> None:
+        AdobeAepHook().abort_batch(job_id)
+
+    def status_body(self, job_id: Any) -> Any:
+        return {job_id: {"id": job_id, "status": self.unexpected, "errors": []}}
+
+    def secrets(self, fake: Any) -> list[str]:
+        return [fake.client_secret, *fake.tokens]
+
+
+ROLE = "arn:aws:iam::123456789012:role/fault-matrix"
+SERVICES: dict[str, Service] = {s.fixture: s for s in (Polaris(), Egain(), QConnect(), Zeta(), Adobe())}
+
+
+@pytest.fixture(scope="module")
+def inputs(s3):
+    """Small inputs for every service, written once."""
+    csv_header = "timestamp,city,session,session_length,score,active"
+    csv_rows = "\n".join(f"2026-03-01T00:0{i}:00Z,Oslo,s{i},{i},{i / 2},true" for i in range(5))
+    objects = {
+        "polaris/a.json": sample_events("2026-03-01", 10, seed=1),
+        "egain/a.html": b"<p>reset your password</p>",
+        "egain/b.md": b"# VPN",
+        "qconnect/good.csv": b"name,content\nreset,Reset your password here\nvpn,Use the VPN\n",
+        "qconnect/bad.csv": b"name,content\nok,fine\n,no name here\n",
+        "zeta/good/a.txt": b"alpha notes",
+        "zeta/good/b.md": b"# beta",
+        "zeta/corrupt/a.txt": b"fine",
+        "zeta/corrupt/b.txt": b"CORRUPT bytes",
+        "adobe/good/a.csv": f"{csv_header}\n{csv_rows}\n".encode(),
+        "adobe/bad/a.csv": f"{csv_header},unknown_col\n2026-03-01T00:00:00Z,Oslo,s,1,1.0,true,x\n".encode(),
+    }
+    for key, body in objects.items():
+        s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/{key}", Body=body)
+
+
+# --- one case ----------------------------------------------------------------------------------------
+class Case:
+    """One (service, fault) run: the fake, Airflow's stand-ins, and every text that must hold no secret."""
+
+    def __init__(self, service: Service, fake: Any, moto_s3: str, monkeypatch: Any, caplog: Any, capfd: Any):
+        self.service, self.fake, self.moto_s3, self.monkeypatch = service, fake, moto_s3, monkeypatch
+        self.caplog, self.capfd = caplog, capfd
+        self.output = ""  # what the task printed: Airflow's structlog loggers write there, not to caplog
+        self.kwargs: dict[str, Any] = {}
+        self.store = TaskStateStore()
+        self.ti = TaskInstance()
+        self.texts: list[str] = []  # results, exceptions, events, XComs: checked for secrets
+        self.trigger: Any = None
+        self.slow_callback: float | None = None  # seconds; see drive()
+
+    # context and operators
+    def context(self) -> dict[str, Any]:
+        return {"ti": self.ti, "task_state_store": self.store}
+
+    def op(self, **kwargs: Any) -> Any:
+        return self.service.operator(**{**self.kwargs, **kwargs})
+
+    def record(self, value: Any) -> None:
+        if isinstance(value, BaseException):
+            self.texts.append("".join(traceback.format_exception(value)))
+        else:
+            self.texts.append(json.dumps(value, default=str))
+
+    # the fake
+    def add_fault(self, call: str, **rule: Any) -> None:
+        method, path = ("POST", self.service.start) if call == "start" else ("GET", self.service.status)
+        self.fake.add_fault(method=method, path=path, **rule)
+
+    def requests(self, call: str, since: int = 0) -> list[dict[str, Any]]:
+        method, path = ("POST", self.service.start) if call == "start" else ("GET", self.service.status)
+        return [
+            r
+            for r in self.fake.journal()[since:]
+            if r.get("method") == method and re.search(path, r.get("path", ""))
+        ]
+
+    def jobs(self) -> list[str]:
+        return self.service.jobs(self.fake)
+
+    def job_id(self) -> Any:
+        """The job this task started, as the mixin stored it."""
+        return self.store[self.op().external_id_key]
+
+    # running
+    def run(self, mode: str = "poke", during: Any = None, **kwargs: Any) -> Any:
+        """Run the task once; ``deferred``: run its trigger (``during`` acts meanwhile) and resume
+        it in a fresh operator, as the worker after the triggerer would."""
+        op = self.op(deferrable=mode == "deferred", **kwargs)
+        if mode == "slow-replies":
+            self.service.with_read_timeout(op, READ_TIMEOUT)
+        try:
+            result = op.execute(self.context())
+        except TaskDeferred as deferred:
+            self.trigger = deferred.trigger
+            event = self.drive(deferred.trigger, during)
+            resumed = self.op(deferrable=True, **kwargs)
+            result = getattr(resumed, deferred.method_name)(self.context(), event=event)
+        self.record(result)
+        return result
+
+    def fails(self, mode: str = "poke", during: Any = None, **kwargs: Any) -> BaseException:
+        with pytest.raises(Exception) as info:
+            self.run(mode, during, **kwargs)
+        self.record(info.value)
+        return info.value
+
+    def drive(self, trigger: Any, during: Any = None) -> dict[str, Any] | None:
+        """Run a trigger to its first event in a fresh event loop, as the triggerer does. ``during``
+        (async, given this case and the running task) may act meanwhile and may return a task that
+        replaces the first; a trigger canceled on the way gives None. With ``slow_callback`` set,
+        the loop runs in asyncio's debug mode, which logs every step that holds it longer."""
+        self.record(trigger.serialize())
+        mark = len(self.fake.journal())
+
+        async def scenario() -> dict[str, Any] | None:
+            if self.slow_callback is not None:
+                asyncio.get_running_loop().slow_callback_duration = self.slow_callback
+            task = asyncio.create_task(anext(trigger.run()))
+            try:
+                if during is not None:
+                    task = await during(self, task, mark) or task
+                return (await task).payload
+            except asyncio.CancelledError:
+                return None
+            finally:
+                await close_shared_sessions()
+
+        event = asyncio.run(scenario(), debug=self.slow_callback is not None)
+        self.record(event)
+        return event
+
+    async def polled(self, mark: int, count: int = 1, timeout: float = 15.0) -> None:
+        """Wait until the trigger has read the job's status ``count`` times since ``mark``."""
+        deadline = time.time() + timeout
+        while len(self.requests("status", mark)) < count:
+            assert time.time() < deadline, "the trigger never polled"
+            await asyncio.sleep(0.02)
+
+    # logs
+    def log_lines(self) -> list[tuple[str, str]]:
+        """``(level, line)`` for every log line so far: stdlib records (caplog) and structlog's output."""
+        captured = self.capfd.readouterr()
+        self.output += captured.out + captured.err
+        lines = [(r.levelname.lower(), r.getMessage()) for r in self.caplog.records]
+        for line in self.output.splitlines():
+            level = re.search(r"\[(debug|info|warning|error|critical)\s*\]", line)
+            lines.append((level.group(1) if level else "", line))
+        return lines
+
+    # the secret check every case ends with
+    def assert_no_secrets(self) -> None:
+        logs = self.caplog.text + "\n".join(line for _, line in self.log_lines())
+        texts = {
+            "logs": logs,
+            "xcoms": json.dumps(self.ti.xcoms, default=str),
+            "results, events and errors": "\n".join(self.texts),
+        }
+        for secret in self.service.secrets(self.fake):
+            for where, text in texts.items():
+                assert secret not in text, f"a secret ({secret[:4]}...) reached the {where}"
+
+
+# --- the faults ----------------------------------------------------------------------------------------
+def throttled_twice(case: Case) -> None:
+    """429 with Retry-After, twice, on the start call: succeeds after waiting each time; one job."""
+    case.add_fault("start", action="status", status=429, retry_after=str(RETRY_AFTER), times=2)
+    case.run()
+    tries = case.requests("start")
+    assert [t["status"] for t in tries[:2]] == [429, 429] and tries[2]["status"] < 300
+    gaps = [later["ts"] - earlier["ts"] for earlier, later in zip(tries[:2], tries[1:3], strict=True)]
+    assert all(gap >= RETRY_AFTER - CLOCK_SLACK for gap in gaps), gaps
+    assert len(case.jobs()) == case.service.jobs_per_run
+
+
+def burst_5xx(case: Case) -> None:
+    """503 then 502 on the start call, within the retry budget: succeeds; one job."""
+    case.add_fault("start", action="status", status=503)
+    case.add_fault("start", action="status", status=502)
+    case.run()
+    assert [t["status"] for t in case.requests("start")][:2] == [503, 502]
+    assert len(case.jobs()) == case.service.jobs_per_run
+
+
+def unavailable_beyond_budget(case: Case) -> None:
+    """503 on every try of the start call: fails naming the service, the status and the endpoint.
+    (A short Retry-After keeps the five tries quick; the budget is the default one.)"""
+    case.add_fault("start", action="status", status=503, retry_after="0.1", times=100)
+    error = case.fails()
+    text = str(error)
+    assert case.service.label in text and "503" in text and case.service.start_endpoint in text, text
+    assert len(case.requests("start")) == 5  # the whole budget, then stop
+    assert case.jobs() == []
+
+
+def reset_on_start(case: Case) -> None:
+    """The server acts on the start call, then closes the connection before replying."""
+    case.add_fault("start", action="drop_after")
+    service = case.service
+    if isinstance(service, Egain | Adobe):
+        # No idempotency key and no way to find the job the lost reply named: the POST is not resent
+        # and the try fails clearly; the job it created is the only one (a retry starts afresh).
+        error = case.fails()
+        assert isinstance(error, IngestApiError) and error.status is None
+        assert service.label in str(error) and "POST" in str(error) and service.start_endpoint in str(error)
+        assert len(case.requests("start")) == 1 and len(case.jobs()) == 1
+        return
+    case.run()
+    assert len(case.jobs()) == service.jobs_per_run
+    if isinstance(service, Polaris):  # no idempotency key: the job it created was found and adopted
+        assert len(case.requests("start")) == 1
+    else:  # resent: Q in Connect's clientToken returns the same job; Zeta's batches are upserts by id
+        assert len(case.requests("start")) == 2
+
+
+def slow_reply(case: Case) -> None:
+    """A status reply slower than the read timeout: retried, then succeeds; one job."""
+    case.add_fault("status", action="delay", seconds=READ_TIMEOUT * 3)
+    case.run("slow-replies")
+    deadline = time.time() + 5  # the delayed request is journaled once its delay is over
+    while not any(p["fault"] == "delay" for p in case.requests("status")):
+        assert time.time() < deadline, "the status call was never delayed"
+        time.sleep(0.05)
+    assert len(case.jobs()) == case.service.jobs_per_run
+
+
+def token_expires_mid_wait(case: Case) -> None:
+    """Every token expires while the trigger waits: renewed once, the wait goes on to success."""
+    case.service.stretch(case.fake, 1.5)
+
+    async def expire(case: Case, task: Any, mark: int) -> None:
+        await case.polled(mark)
+        case.fake.expire_tokens()
+
+    case.run("deferred", during=expire)
+    assert len(case.fake.journal(event="token_issued")) == 2  # the worker's, then one renewal
+    assert len(case.jobs()) == 1
+
+
+def job_fails(case: Case, mode: str) -> None:
+    """The job ends failed: the task fails with the vendor's reason."""
+    case.kwargs = case.service.failing(case)
+    error = case.fails(mode)
+    assert isinstance(error, IngestJobFailed) and case.service.failure_reason in str(error), str(error)
+    assert len(case.jobs()) == case.service.jobs_per_run
+
+
+def canceled_remotely(case: Case, mode: str) -> None:
+    """Someone cancels the job (Zeta Alpha: deletes the documents) while the task waits: it fails."""
+    service = case.service
+    service.stretch(case.fake, 30)
+
+    def cancel() -> None:
+        deadline = time.time() + 10
+        while not case.store and time.time() < deadline:
+            time.sleep(0.02)
+        service.cancel_remotely(case.fake, case.job_id())
+
+    if mode == "deferred":
+
+        async def during(case: Case, task: Any, mark: int) -> None:
+            await case.polled(mark)
+            await asyncio.to_thread(cancel)
+
+        error = case.fails(mode, during=during)
+    else:
+        import threading
+
+        canceller = threading.Thread(target=cancel)
+        canceller.start()
+        error = case.fails(mode)
+        canceller.join()
+    assert isinstance(error, IngestJobFailed), error
+    assert service.canceled(case.fake, case.job_id())
+
+
+def execution_timeout_while_deferred(case: Case) -> None:
+    """``execution_timeout`` passes while deferred. Airflow 3.3: the scheduler fails the deferred task,
+    the triggerer cancels the trigger *without* ``on_kill`` (that runs only on a user's action), and a
+    worker resumes the task with ``__fail__``, which raises TaskDeferralTimeout. The job must be canceled
+    where the API allows; Q in Connect import jobs and Zeta Alpha indexing cannot be: nothing is."""
+    service = case.service
+    service.stretch(case.fake, 30 if service.can_cancel else 1.0)
+    op = case.op(deferrable=True, execution_timeout=timedelta(seconds=1))
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(case.context())
+
+    async def trigger_timeout(case: Case, task: Any, mark: int) -> None:
+        await case.polled(mark)
+        task.cancel()  # a timeout: the triggerer does not call on_kill
+
+    assert case.drive(deferred.value.trigger, during=trigger_timeout) is None
+    resumed = case.op(deferrable=True, execution_timeout=timedelta(seconds=1))
+    next_kwargs = {"error": TriggerFailureReason.TRIGGER_TIMEOUT}
+    with pytest.raises(TaskDeferralTimeout) as info:
+        resumed.resume_execution(TRIGGER_FAIL_REPR, next_kwargs, case.context())
+    case.record(info.value)
+    job_id = case.job_id()
+    if service.can_cancel:
+        assert service.canceled(case.fake, job_id)
+    else:  # nothing to cancel through the API: the work is left to finish, and it does
+        assert not service.canceled(case.fake, job_id)
+        case.kwargs = {}
+        assert case.run() is not None  # a later run re-attaches to the finished job
+
+
+def worker_killed_after_start(case: Case) -> None:
+    """The worker dies right after the start call (the job id is stored); the retry re-attaches."""
+    case.store = DyingStore(die_on=case.op().external_id_key)
+    case.service.stretch(case.fake, 1.0)
+    with pytest.raises(WorkerKilled):
+        case.op().execute(case.context())
+    first = case.jobs()
+    case.store = TaskStateStore(case.store)  # what task_state_store holds for the next try
+    case.ti = TaskInstance(try_number=2)  # a retry starts with its XComs cleared
+    case.run()
+    assert case.jobs() == first and len(first) == case.service.jobs_per_run
+
+
+def triggerer_restarted(case: Case) -> None:
+    """The triggerer restarts mid-wait: the trigger is rebuilt from its serialized form (classpath
+    and kwargs through JSON) and continues the same job to success, with the same deadline."""
+    case.service.stretch(case.fake, 1.5)
+    rebuilt: list[Any] = []
+
+    async def restart(case: Case, task: Any, mark: int) -> Any:
+        await case.polled(mark)
+        task.cancel()  # the triggerer shuts down: no on_kill
+        await asyncio.gather(task, return_exceptions=True)
+        classpath, kwargs = case.trigger.serialize()
+        module, name = classpath.rsplit(".", 1)
+        trigger = getattr(importlib.import_module(module), name)(**json.loads(json.dumps(kwargs)))
+        assert trigger.serialize() == (classpath, kwargs)  # same job, same absolute deadline
+        rebuilt.append(trigger)
+        return asyncio.create_task(anext(trigger.run()))
+
+    case.run("deferred", during=restart)
+    assert rebuilt and len(case.jobs()) == case.service.jobs_per_run
+    assert not case.service.canceled(case.fake, case.job_id())
+
+
+def server_restarted(case: Case) -> None:
+    """The vendor's server goes away mid-wait and comes back on the same port with its state: the
+    trigger's wait survives the gap and ends in success."""
+    case.service.stretch(case.fake, 1.5)
+    fake = case.fake
+    port = int(fake.url.rsplit(":", 1)[1])
+
+    def bounce() -> None:
+        fake.stop()
+        time.sleep(1.0)
+        fake.start(port=port)
+
+    async def during(case: Case, task: Any, mark: int) -> None:
+        await case.polled(mark)
+        await asyncio.to_thread(bounce)
+
+    case.run("deferred", during=during)
+    assert fake.url.endswith(f":{port}")
+    assert len(case.jobs()) == case.service.jobs_per_run
+
+
+def malformed_status(case: Case, mode: str) -> None:
+    """A status reply that is not JSON: the wait goes on (a GET is safe to repeat) and succeeds."""
+    case.add_fault("status", action="malformed")
+    case.run(mode)
+    polls = case.requests("status")
+    assert polls[0]["fault"] == "malformed" and len(polls) < 100  # no crash loop
+    assert len(case.jobs()) == case.service.jobs_per_run
+
+
+def unexpected_status(case: Case) -> None:
+    """A status value the service never documented, twice: the wait goes on, naming it in one
+    warning (Q in Connect: the amazon provider's waiter logs the status of each poll), then succeeds."""
+    case.service.stretch(case.fake, 0.5)
+
+    async def during(case: Case, task: Any, mark: int) -> None:
+        case.add_fault("status", action="body", body=case.service.status_body(case.job_id()), times=2)
+
+    case.run("deferred", during=during)
+    assert [p["fault"] for p in case.requests("status")[:2]] == ["body", "body"]
+    lines = [(level, line) for level, line in case.log_lines() if case.service.unexpected in line]
+    if isinstance(case.service, QConnect):
+        assert lines
+    else:
+        assert len([line for level, line in lines if level == "warning"]) == 1, lines
+
+
+FAULTS: dict[str, Any] = {
+    "429-retry-after-x2": throttled_twice,
+    "503-502-burst": burst_5xx,
+    "503-beyond-budget": unavailable_beyond_budget,
+    "reset-on-start": reset_on_start,
+    "slow-reply": slow_reply,
+    "token-expires-mid-wait": token_expires_mid_wait,
+    "job-failed-poke": lambda case: job_fails(case, "poke"),
+    "job-failed-deferred": lambda case: job_fails(case, "deferred"),
+    "canceled-remotely-poke": lambda case: canceled_remotely(case, "poke"),
+    "canceled-remotely-deferred": lambda case: canceled_remotely(case, "deferred"),
+    "execution-timeout-deferred": execution_timeout_while_deferred,
+    "worker-killed-after-start": worker_killed_after_start,
+    "triggerer-restarted": triggerer_restarted,
+    "server-restarted": server_restarted,
+    "malformed-status-poke": lambda case: malformed_status(case, "poke"),
+    "malformed-status-deferred": lambda case: malformed_status(case, "deferred"),
+    "unexpected-status": unexpected_status,
+}
+
+
+def applies(service: Service, fault: str) -> bool:
+    if fault == "token-expires-mid-wait":
+        return service.token_auth
+    if fault.startswith("canceled-remotely"):
+        return not isinstance(service, QConnect)  # no cancel in the API, and nothing else ends a job
+    return True
+
+
+CASES = [(s, f) for s in SERVICES for f in FAULTS if applies(SERVICES[s], f)]
+
+
+@pytest.mark.parametrize(("service", "fault"), CASES)
+def test_fault(service, fault, request, inputs, moto_s3, monkeypatch, caplog, capfd):
+    caplog.set_level(logging.INFO)  # Airflow's default task log level
+    adapter = SERVICES[service]
+    case = Case(adapter, request.getfixturevalue(adapter.fixture), moto_s3, monkeypatch, caplog, capfd)
+    adapter.prepare(case)
+    FAULTS[fault](case)
+    case.assert_no_secrets()
+
+
+# Longer than any step of a well-behaved trigger on a loaded 2-core machine, far shorter than a blocking
+# HTTP call or file read would take; the triggerer shares its loop with thousands of other waits.
+SLOW_CALLBACK = 0.1
+
+
+@pytest.mark.parametrize("service", list(SERVICES))
+def test_trigger_never_blocks_the_loop(service, request, inputs, moto_s3, monkeypatch, caplog, capfd):
+    """Every trigger, from its connection lookup and token to the last poll, runs in asyncio's debug
+    mode without one step holding the event loop longer than SLOW_CALLBACK."""
+    caplog.set_level(logging.WARNING, logger="asyncio")
+    adapter = SERVICES[service]
+    case = Case(adapter, request.getfixturevalue(adapter.fixture), moto_s3, monkeypatch, caplog, capfd)
+    adapter.prepare(case)
+    adapter.stretch(case.fake, 1.0)
+    case.slow_callback = SLOW_CALLBACK
+    case.run("deferred")
+    assert case.trigger is not None and len(case.requests("status")) >= 2  # it waited, polling
+    slow = [r.getMessage() for r in caplog.records if r.name == "asyncio" and " took " in r.getMessage()]
+    assert not slow, slow
+    case.assert_no_secrets()
