@@ -7,6 +7,11 @@ from collections.abc import Iterable
 from typing import Any
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+# AWS bucket naming rules the character pattern above cannot express: such names can never exist,
+# so they are refused here rather than reaching S3 (or a service that reads S3) as a failed call.
+# (Reserved suffixes such as -s3alias are left alone: access point aliases work as bucket names.)
+_IP_ADDRESS = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 
 
 def require(value: Any, field: str) -> Any:
@@ -32,9 +37,27 @@ def check_choice(value: Any, choices: Iterable[str], field: str) -> str:
 
 def check_bucket(bucket: Any, field: str) -> str:
     check_type(require(bucket, field), str, field)
-    if not _BUCKET.match(bucket):
+    if (
+        not _BUCKET.match(bucket)
+        or ".." in bucket
+        or _IP_ADDRESS.match(bucket)
+        or bucket.startswith(_RESERVED_PREFIXES)
+    ):
         raise ValueError(f"{field}: {bucket!r} is not a valid S3 bucket name")
     return bucket
+
+
+def check_int(value: Any, field: str, low: int, high: int | None = None) -> int:
+    """An integer (not a bool) in ``[low, high]``."""
+    if (
+        not isinstance(value, int)
+        or isinstance(value, bool)
+        or value < low
+        or (high is not None and value > high)
+    ):
+        bounds = f">= {low}" if high is None else f"from {low} to {high}"
+        raise ValueError(f"{field}: expected an integer {bounds}, got {value!r}")
+    return value
 
 
 def parse_s3_uri(uri: Any, field: str) -> tuple[str, str]:
@@ -45,6 +68,15 @@ def parse_s3_uri(uri: Any, field: str) -> tuple[str, str]:
         raise ValueError(f"{field}: {uri!r} is not an s3://bucket/key URI")
     check_bucket(match.group(1), field)
     return match.group(1), match.group(2)
+
+
+def parse_s3_object_uri(uri: Any, field: str) -> tuple[str, str]:
+    """``s3://bucket/key`` naming one object: an empty key or a folder (``.../``) is refused, since
+    reading it would only fail at S3 (or at the service that reads it)."""
+    bucket, key = parse_s3_uri(uri, field)
+    if not key or key.endswith("/"):
+        raise ValueError(f"{field}: {uri!r} does not name an object (s3://bucket/key)")
+    return bucket, key
 
 
 def exactly_one(field_values: dict[str, Any]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from airflow.sdk import Connection
 
@@ -74,7 +75,9 @@ class PolarisHook(IngestHttpHook):
     # connections
     def get_s3_connection(self, name: str) -> dict[str, Any] | None:
         try:
-            return self.client.json("GET", f"connections/{name}")
+            # quoted: a name with '#', '?' or '%' would otherwise address another resource, and
+            # ensure-connection would then miss the existing connection and hit a 409
+            return self.client.json("GET", f"connections/{quote(name, safe='')}")
         except IngestApiError as exc:
             if exc.status == 404:
                 return None

@@ -18,8 +18,10 @@ from airflow_provider_ingest.schema_inference import sample_schema
 from airflow_provider_ingest.triggers.adobe_aep import AdobeAepBatchTrigger
 from airflow_provider_ingest.validation import (
     check_choice,
+    check_int,
     check_type,
     exactly_one,
+    parse_s3_object_uri,
     parse_s3_uri,
     require,
 )
@@ -90,23 +92,29 @@ class S3ToAdobeAepOperator(IngestJobOperator):
             parse_s3_uri(self.s3_prefix, "s3_prefix")
         else:
             for uri in check_type(self.s3_keys, list, "s3_keys"):
-                parse_s3_uri(uri, "s3_keys")
+                parse_s3_object_uri(uri, "s3_keys")  # a folder or bare bucket would fail at S3
         check_choice(self.input_format, INPUT_FORMATS, "input_format")
-        if "{stem}" not in self.file_name_template and "{index}" not in self.file_name_template:
+        template = check_type(
+            require(self.file_name_template, "file_name_template"), str, "file_name_template"
+        )
+        if "{stem}" not in template and "{index}" not in template:
             raise ValueError(
                 "file_name_template: must contain {stem} or {index}, or every file gets one name"
             )
-        for value, field, low in (
-            (self.small_file_max_bytes, "small_file_max_bytes", 1),
-            (self.chunk_size, "chunk_size", 1024),
-            (self.block_size, "block_size", 1024),
-        ):
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(f"{field}: expected an integer >= {low}, got {value!r}")
+        try:  # an unknown placeholder would only fail in submit, after the Catalog calls
+            template.format(stem="stem", index=0)
+        except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
+            raise ValueError(
+                f"file_name_template: {template!r} is not a template of {{stem}} and {{index}} ({exc!r})"
+            ) from None
+        check_type(self.validate_schema, bool, "validate_schema")
+        check_int(self.small_file_max_bytes, "small_file_max_bytes", 1)
+        check_int(self.chunk_size, "chunk_size", 1024)
+        check_int(self.block_size, "block_size", 1024)
 
     def objects(self) -> list[tuple[str, str]]:
         if self.s3_keys:
-            return [parse_s3_uri(uri, "s3_keys") for uri in self.s3_keys]
+            return [parse_s3_object_uri(uri, "s3_keys") for uri in self.s3_keys]
         bucket, prefix = parse_s3_uri(self.s3_prefix, "s3_prefix")
         pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         found = [

@@ -86,6 +86,7 @@ class EgainStartImportOperator(IngestJobOperator):
             raise ValueError(f"s3_path: {self.s3_path!r} must be a folder ending in '/'")
         check_choice(self.operation, OPERATIONS, "operation")
         check_type(self.validate_first, bool, "validate_first")
+        check_type(self.allow_partial, bool, "allow_partial")  # "no" would otherwise be truthy
         if not REGION.match(str(require(self.region, "region"))):
             raise ValueError(f"region: {self.region!r} is not an AWS region name")
         parse_schedule_time(self.schedule_time)

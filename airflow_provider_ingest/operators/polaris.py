@@ -20,13 +20,17 @@ from airflow_provider_ingest.validation import (
     check_choice,
     check_type,
     exactly_one,
+    parse_s3_object_uri,
     parse_s3_uri,
     require,
 )
 
-POLARIS_FORMATS = {"nd-json", "csv", "tsv", "parquet", "orc", "avro_ocf"}
+# Polaris's batch DataFormat values. There is no "tsv": Polaris reads TSV as "csv" with a
+# "delimiter" ("\t"), so "tsv" would only be refused by the API.
+POLARIS_FORMATS = {"nd-json", "csv", "parquet", "orc", "avro_ocf"}
 INGESTION_MODES = {"append", "replace"}
 DATA_TYPES = {"string", "long", "double", "float", "json"}
+INFERABLE_FORMATS = {"nd-json", "csv", "parquet"}  # what schema_inference reads
 ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")
 # Fields that identify an S3 connection; a same-named connection that differs in any is a conflict.
 CONNECTION_FIELDS = ("bucket", "prefix", "awsEndpoint", "awsAssumedRoleArn")
@@ -64,6 +68,8 @@ class PolarisEnsureS3ConnectionOperator(BaseOperator):
         check_type(require(self.name, "name"), str, "name")
         check_bucket(self.bucket, "bucket")
         check_type(require(self.aws_endpoint, "aws_endpoint"), str, "aws_endpoint")
+        if self.prefix is not None:  # else a non-string would be sent as the connection's prefix
+            check_type(self.prefix, str, "prefix")
         if not ROLE_ARN.match(str(require(self.aws_assumed_role_arn, "aws_assumed_role_arn"))):
             raise ValueError("aws_assumed_role_arn: expected arn:aws:iam::<account>:role/<name>")
         spec = {
@@ -175,19 +181,47 @@ class PolarisStartIngestionJobOperator(IngestJobOperator):
         else:
             for item in check_type(self.descriptors[chosen], list | tuple, chosen):
                 check_type(item, str, chosen)
+                # prefixes and objects are keys in the connection's bucket; a URI there (or an
+                # empty object name) would only fail at Polaris
+                if chosen == "objects":
+                    require(item, "objects[]")
+                if item.startswith("s3://"):
+                    raise ValueError(f"{chosen}: {item!r} is a URI; give keys here, or URIs as uris")
         for uri in self.uris or []:
-            parse_s3_uri(uri, "uris")
+            parse_s3_object_uri(uri, "uris")  # uris name objects: a folder or bucket is not one
         check_type(self.format_settings, dict, "format_settings")
+        if self.format_settings.get("format") == "tsv":
+            raise ValueError(
+                "format_settings.format: 'tsv' is not a Polaris format; use csv with delimiter '\\t'"
+            )
         check_choice(self.format_settings.get("format"), POLARIS_FORMATS, "format_settings.format")
         check_choice(self.ingestion_mode, INGESTION_MODES, "ingestion_mode")
+        check_type(self.create_table_if_not_exists, bool, "create_table_if_not_exists")
         for column in check_type(self.input_schema or [], list, "input_schema"):
             check_type(column, dict, "input_schema")
-            require(column.get("name"), "input_schema[].name")
+            check_type(require(column.get("name"), "input_schema[].name"), str, "input_schema[].name")
             check_choice(column.get("dataType"), DATA_TYPES, "input_schema[].dataType")
+        if not self.input_schema and self.format_settings["format"] not in INFERABLE_FORMATS:
+            # inference would only fail after reading the connection from Polaris
+            raise ValueError(
+                f"input_schema: required for format {self.format_settings['format']!r} "
+                f"(inferred only for {', '.join(sorted(INFERABLE_FORMATS))})"
+            )
         for mapping in check_type(self.mappings or [], list, "mappings"):
             check_type(mapping, dict, "mappings")
             require(mapping.get("columnName"), "mappings[].columnName")
             require(mapping.get("expression"), "mappings[].expression")
+        if self.mappings and "__time" not in {m["columnName"] for m in self.mappings}:
+            # every Polaris table has __time: the job is refused without a mapping for it
+            raise ValueError("mappings: a mapping with columnName '__time' is required")
+        if not self.mappings:
+            check_type(require(self.time_column, "time_column"), str, "time_column")
+            names = {column["name"] for column in self.input_schema or []}
+            if names and self.time_column not in names:
+                raise ValueError(
+                    f"time_column: {self.time_column!r} is not among the input_schema columns "
+                    f"{sorted(names)}; give time_column or explicit mappings"
+                )
 
     @cached_property
     def s3_client(self) -> Any:

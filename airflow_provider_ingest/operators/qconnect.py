@@ -22,7 +22,13 @@ from airflow_provider_ingest.http import ApiClient, mask
 from airflow_provider_ingest.operators.base import default_deferrable
 from airflow_provider_ingest.sensors.qconnect import IN_PROGRESS, check_import_job
 from airflow_provider_ingest.triggers.qconnect import QConnectImportJobTrigger
-from airflow_provider_ingest.validation import check_type, parse_s3_uri, require
+from airflow_provider_ingest.validation import (
+    check_bucket,
+    check_int,
+    check_type,
+    parse_s3_object_uri,
+    require,
+)
 
 # Quick-response CSV columns the header check knows, compared case-insensitively and ignoring
 # spaces, dashes and underscores. ``name`` and ``content`` are required.
@@ -39,9 +45,16 @@ KNOWN_COLUMNS = (
     "isactive",
 )
 REQUIRED_COLUMNS = ("name", "content")
+_UUID = r"[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}"
+# botocore's UuidOrArn pattern (fully anchored); botocore does not check patterns client-side, so
+# an id matching neither would otherwise reach the service (after the upload, for StartImportJob).
 KNOWLEDGE_BASE_ID = re.compile(
-    r"^([a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}|arn:[a-z-]*:wisdom:[a-z0-9-]*:\d{12}:\S+)$"
+    rf"^({_UUID}|arn:[a-z-]*?:wisdom:[a-z0-9-]*?:[0-9]{{12}}:[a-z-]*?/{_UUID}(?:/{_UUID}){{0,2}})$"
 )
+# botocore's model: ContentMetadata is a map of at most 10 entries whose keys and values are
+# NonEmptyString (1 to 4096 characters); TimeToLive is 1 to 60 minutes.
+MAX_METADATA_ENTRIES = 10
+MAX_STRING = 4096
 CHUNK = 1 << 20
 UPLOAD_ID_KEY = "qconnect_upload_id"
 
@@ -112,25 +125,44 @@ class QConnectImportQuickResponsesOperator(ResumableJobMixin, AwsBaseOperator[QC
     # --- checks before any Q in Connect call ------------------------------------------------------
     def s3_location(self) -> tuple[str, str]:
         if self.s3_bucket:
-            return self.s3_bucket, str(require(self.s3_key, "s3_key"))
-        return parse_s3_uri(self.s3_key, "s3_key")
+            # both forms at once would send the URI as a key; a bad bucket would reach S3
+            check_bucket(self.s3_bucket, "s3_bucket")
+            key = check_type(require(self.s3_key, "s3_key"), str, "s3_key")
+            if key.startswith("s3://"):
+                raise ValueError("s3_key: give a key with s3_bucket, or an s3:// URI without s3_bucket")
+            if key.endswith("/"):
+                raise ValueError(f"s3_key: {key!r} is a folder, not the CSV object")
+            return self.s3_bucket, key
+        return parse_s3_object_uri(self.s3_key, "s3_key")
 
     def validate(self) -> None:
-        if not KNOWLEDGE_BASE_ID.match(str(require(self.knowledge_base_id, "knowledge_base_id"))):
+        kb_id = check_type(require(self.knowledge_base_id, "knowledge_base_id"), str, "knowledge_base_id")
+        if not KNOWLEDGE_BASE_ID.match(kb_id):
             raise ValueError(
                 f"knowledge_base_id: {self.knowledge_base_id!r} is not a knowledge base id or ARN"
             )
-        for key, value in check_type(self.metadata or {}, dict, "metadata").items():
+        metadata = check_type(self.metadata or {}, dict, "metadata")
+        if len(metadata) > MAX_METADATA_ENTRIES:
+            raise ValueError(f"metadata: at most {MAX_METADATA_ENTRIES} entries, got {len(metadata)}")
+        for key, value in metadata.items():
             check_type(key, str, "metadata")
             check_type(value, str, f"metadata.{key}")
+            if not 1 <= len(key) <= MAX_STRING or not 1 <= len(value) <= MAX_STRING:
+                raise ValueError(f"metadata: keys and values must be 1 to {MAX_STRING} characters ({key!r})")
         if self.external_source_configuration is not None:
             config = check_type(self.external_source_configuration, dict, "external_source_configuration")
             if config.get("source") != "AMAZON_CONNECT":
                 raise ValueError("external_source_configuration.source: must be 'AMAZON_CONNECT'")
-            instance = ((config.get("configuration") or {}).get("connectConfiguration") or {}).get(
-                "instanceId"
+            field = "external_source_configuration.configuration"
+            configuration = check_type(config.get("configuration") or {}, dict, field)
+            connect = check_type(
+                configuration.get("connectConfiguration") or {}, dict, f"{field}.connectConfiguration"
             )
-            require(instance, "external_source_configuration.configuration.connectConfiguration.instanceId")
+            field = f"{field}.connectConfiguration.instanceId"
+            if len(check_type(require(connect.get("instanceId"), field), str, field)) > MAX_STRING:
+                raise ValueError(f"{field}: at most {MAX_STRING} characters")
+        check_int(self.presigned_url_ttl_minutes, "presigned_url_ttl_minutes", 1, 60)
+        self.s3_location()  # the arguments, before check_csv reads S3
         self.check_csv()
 
     @property

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import mimetypes
+import re
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from functools import cached_property
@@ -16,16 +17,31 @@ from airflow_provider_ingest.hooks.zeta_alpha import ZetaAlphaHook, s3_document_
 from airflow_provider_ingest.jobs import JobSnapshot
 from airflow_provider_ingest.operators.base import IngestJobOperator
 from airflow_provider_ingest.triggers.zeta_alpha import ZetaAlphaDocumentsTrigger
-from airflow_provider_ingest.validation import check_choice, check_type, parse_s3_uri, require
+from airflow_provider_ingest.validation import (
+    check_choice,
+    check_int,
+    check_type,
+    exactly_one,
+    parse_s3_uri,
+    require,
+)
 
 CONTENT_MODES = {"inline", "url"}
 TEXT_TYPES = {"application/json", "application/xml", "application/x-ndjson", "application/javascript"}
 GENERIC_TYPES = {None, "", "binary/octet-stream", "application/octet-stream"}
 MAX_ERRORS_SHOWN = 20
+MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4 presigned URLs last at most 7 days
+SHA1_HEX = re.compile(r"^[0-9a-f]{40}$")  # the doc's footnote: the only document_id format
 
 
 def is_text(content_type: str) -> bool:
     return content_type.startswith("text/") or content_type in TEXT_TYPES
+
+
+def check_document_id(document_id: Any, field: str) -> str:
+    if not isinstance(document_id, str) or not SHA1_HEX.match(document_id):
+        raise ValueError(f"{field}: {document_id!r} is not a document id (40 lowercase hex, sha1)")
+    return document_id
 
 
 def check_access_rights(rights: Any, field: str) -> list[dict[str, Any]]:
@@ -165,6 +181,13 @@ class S3ToZetaAlphaOperator(IngestJobOperator):
             check_access_rights(self.allow_access_rights, "allow_access_rights")
         check_type(self.custom_metadata or {}, dict, "custom_metadata")
         check_batch_limits(self.batch_max_documents, self.batch_max_bytes, self.max_in_flight)
+        # wrong types here would be sent as they are, or (sync="no") be truthy
+        check_type(self.sync, bool, "sync")
+        if self.content_source_id is not None:
+            check_type(self.content_source_id, str, "content_source_id")
+        if self.etag_metadata_key is not None:
+            check_type(self.etag_metadata_key, str, "etag_metadata_key")
+        check_int(self.url_expires_in, "url_expires_in", 1, MAX_PRESIGN_SECONDS)
         if self.sync and not self.content_source_id:
             raise ValueError("content_source_id: required with sync=True (it scopes what may be deleted)")
 
@@ -343,19 +366,28 @@ class ZetaAlphaUpdateAccessRightsOperator(BaseOperator):
 
     def updates(self) -> list[dict[str, Any]]:
         check_batch_limits(self.batch_max_documents, in_flight=self.max_in_flight)
-        if (self.documents is None) == (self.document_ids is None):
-            raise ValueError("exactly one of documents, document_ids is required")
-        if self.document_ids is not None:
+        # an empty list counts as not given: it would silently update nothing
+        chosen = exactly_one({"documents": self.documents, "document_ids": self.document_ids})
+        if self.content_source_id is not None:
+            check_type(self.content_source_id, str, "content_source_id")
+        if chosen == "document_ids":
             rights = check_access_rights(
                 require(self.allow_access_rights, "allow_access_rights"), "allow_access_rights"
             )
+            # ids not in the footnote's format can only come back as per-document errors
             return [
-                {"document_id": d, "allow_access_rights": rights}
+                {"document_id": check_document_id(d, "document_ids"), "allow_access_rights": rights}
                 for d in check_type(self.document_ids, list, "document_ids")
             ]
+        if self.allow_access_rights is not None:  # it would be silently ignored
+            raise ValueError(
+                "allow_access_rights: give it with document_ids; with documents, each carries its own"
+            )
         for document in check_type(self.documents, list, "documents"):
             check_type(document, dict, "documents")
-            require(document.get("document_id"), "documents[].document_id")
+            check_document_id(
+                require(document.get("document_id"), "documents[].document_id"), "documents[].document_id"
+            )
             check_access_rights(document.get("allow_access_rights") or [], "documents[].allow_access_rights")
         return self.documents
 
