@@ -185,7 +185,7 @@ class PolarisStartIngestionJobOperator(IngestJobOperator):
                 # empty object name) would only fail at Polaris
                 if chosen == "objects":
                     require(item, "objects[]")
-                if item.startswith("s3://"):
+                if chosen != "uris" and item.startswith("s3://"):
                     raise ValueError(f"{chosen}: {item!r} is a URI; give keys here, or URIs as uris")
         for uri in self.uris or []:
             parse_s3_object_uri(uri, "uris")  # uris name objects: a folder or bucket is not one

@@ -24,7 +24,10 @@ from fastapi.responses import JSONResponse
 
 from airflow_provider_ingest.testing.server import FakeService
 
-FORMATS = {"nd-json", "csv", "parquet"}
+# What a job may name (Polaris's batch formats), and the subset this fake can read back: a job over
+# orc or avro_ocf objects is accepted and then fails naming the format, never silently succeeds.
+FORMATS = {"nd-json", "csv", "parquet", "orc", "avro_ocf"}
+READABLE_FORMATS = {"nd-json", "csv", "parquet"}
 DATA_TYPES = {"string", "long", "double", "float", "json"}
 ROLE_ARN = re.compile(r"^arn:aws:iam::\d{12}:role/.+$")
 TERMINAL = {"completed", "failed", "canceled"}
@@ -51,6 +54,8 @@ def read_rows(data: bytes, key: str, data_format: str) -> Any:
         import pyarrow.csv as pcsv
 
         return pcsv.read_csv(io.BytesIO(data))
+    if data_format not in READABLE_FORMATS:
+        raise ValueError(f"this fake cannot read {data_format} objects ({key})")
     import pyarrow.parquet as pq
 
     return pq.read_table(io.BytesIO(data))
@@ -187,7 +192,8 @@ class PolarisFake(FakeService):
                     data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
                     table = read_rows(data, key, source["formatSettings"]["format"])
                 except Exception as exc:  # noqa: BLE001 - any read problem fails the job
-                    raise ValueError(f"cannot read s3://{bucket}/{key}: {type(exc).__name__}") from None
+                    reason = f"{type(exc).__name__}: {exc}"[:200]
+                    raise ValueError(f"cannot read s3://{bucket}/{key}: {reason}") from None
                 if table.num_rows and (missing := [c for c in columns if c not in table.column_names]):
                     raise ValueError(f"s3://{bucket}/{key} lacks input columns {missing}")
                 rows += table.num_rows
