@@ -24,7 +24,7 @@ import logging
 import random
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -342,11 +342,39 @@ def _shared_session(origin: str) -> aiohttp.ClientSession:
     return session
 
 
+# Other async clients shared the same way (Q in Connect's aiobotocore client), opened on first use.
+_shared_clients: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[Hashable, tuple[asyncio.Future, Callable[[Any], Awaitable[Any]]]]
+] = weakref.WeakKeyDictionary()
+
+
+async def shared_async_client(
+    key: Hashable, open_client: Callable[[], Awaitable[Any]], close_client: Callable[[Any], Awaitable[Any]]
+) -> Any:
+    """One client per event loop and ``key``, opened once even when thousands of triggers start
+    together (they await the same opening); a failed opening is retried by the next caller."""
+    per_loop = _shared_clients.setdefault(asyncio.get_running_loop(), {})
+    entry = per_loop.get(key)
+    if entry is None:
+        entry = per_loop[key] = (asyncio.ensure_future(open_client()), close_client)
+    try:
+        return await asyncio.shield(entry[0])
+    except Exception:
+        if per_loop.get(key) is entry:
+            del per_loop[key]
+        raise
+
+
 async def close_shared_sessions() -> None:
-    """Close this loop's shared sessions (tests and benchmarks call it before the loop ends)."""
-    per_loop = _shared_sessions.pop(asyncio.get_running_loop(), {})
-    for session in per_loop.values():
+    """Close this loop's shared sessions and clients (tests and benchmarks call it before the loop
+    ends)."""
+    loop = asyncio.get_running_loop()
+    for session in _shared_sessions.pop(loop, {}).values():
         await session.close()
+    for opening, close_client in _shared_clients.pop(loop, {}).values():
+        await asyncio.wait([opening], timeout=30)  # one its first user stopped waiting for
+        if opening.done() and not opening.cancelled() and opening.exception() is None:
+            await close_client(opening.result())
 
 
 class AsyncApiClient(_ClientBase):
