@@ -419,8 +419,13 @@ class AsyncApiClient(_ClientBase):
                     raise self.error(method, url, None, type(exc).__name__) from None
             else:
                 if status < 400:
-                    if not (expect_json and text and not _is_json(text)):
-                        return status, (_json_or_text(text) if text else None)
+                    if not text:
+                        return status, None
+                    try:
+                        return status, json.loads(text)
+                    except ValueError:
+                        if not expect_json:
+                            return status, None
                     wait = self.after_malformed(budget, method, url, status, text)
                 else:
                     wait = budget.after_status(status, retry_after)

@@ -665,7 +665,7 @@ def run_one(
     specs: list[Callable],
     args: argparse.Namespace,
 ) -> dict[str, Any]:
-    interval = args.poll_interval
+    interval = n / args.rate if args.rate else args.poll_interval
     duration = (args.polls - 1.5) * interval  # poll k (from 0) at k*interval: done at poll polls-1
     start_at = time.time() + 0.4 + n / 5000  # room for the jobs and the fork
     spacing = interval / n
@@ -769,6 +769,13 @@ def main() -> None:
     parser.add_argument("--services", nargs="+", choices=SERVICES, default=list(SERVICES))
     parser.add_argument("--variants", nargs="+", choices=VARIANTS + EXTRA_VARIANTS, default=list(VARIANTS))
     parser.add_argument("--poll-interval", type=float, default=2.0, help="seconds between polls")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        help="polls/s for every N instead of a fixed interval (interval = N / rate), e.g. 500: "
+        "10,000 waits polling every 20 s, the load a triggerer sees; a fixed 2 s interval at "
+        "10,000 waits is 5,000 polls/s, more than one Python loop can serve at any cost per poll",
+    )
     parser.add_argument("--polls", type=int, default=5, help="polls each wait makes before its job ends")
     parser.add_argument("--fakes", type=int, default=1, help="fake processes (wait i uses fake i %% K)")
     parser.add_argument("--quick", action="store_true", help="N=200, 0.5 s interval, 3 polls")
@@ -816,13 +823,19 @@ def main() -> None:
         if threading.active_count() != 1:
             print(f"warning: threads alive before forking: {threading.enumerate()}", file=sys.stderr)
         print(
-            f"# Triggers: {args.polls} polls per wait every {args.poll_interval:g} s, starts spread over "
+            f"# Triggers: {args.polls} polls per wait every "
+            f"{f'N/{args.rate:g}' if args.rate else f'{args.poll_interval:g}'} s, starts spread over "
             f"one interval, {args.fakes} fake process(es), {os.cpu_count()} CPUs; "
             f"set-up {time.time() - started:.1f} s\n"
         )
         results = []
         for n in args.n:
-            print(f"N={n:,}: {n / args.poll_interval:,.0f} polls/s at steady state\n\n{HEADER}", flush=True)
+            interval = n / args.rate if args.rate else args.poll_interval
+            print(
+                f"N={n:,}: a poll every {interval:g} s per wait, {n / interval:,.0f} polls/s at steady "
+                f"state\n\n{HEADER}",
+                flush=True,
+            )
             for service in args.services:
                 for variant in args.variants:
                     result = run_one(service, variant, n, fakes, specs[service], args)

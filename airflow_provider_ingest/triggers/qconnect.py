@@ -23,12 +23,15 @@ def waiter_model() -> dict[str, Any]:
     return json.loads(QConnectHook().waiter_path.read_text())
 
 
-async def _open_client(hook: QConnectHook) -> Any:
-    return await (await hook.get_async_conn()).__aenter__()
+async def _open_client(hook: QConnectHook, waiter_name: str) -> tuple[Any, Any]:
+    """The shared client and its waiter: a waiter holds no state between ``wait`` calls, and
+    building one per wait parses the waiter model again."""
+    client = await (await hook.get_async_conn()).__aenter__()
+    return client, BaseBotoWaiter(client, waiter_model(), deferrable=True).waiter(waiter_name)
 
 
-async def _close_client(client: Any) -> None:
-    await client.__aexit__(None, None, None)
+async def _close_client(client_and_waiter: tuple[Any, Any]) -> None:
+    await client_and_waiter[0].__aexit__(None, None, None)
 
 
 class QConnectImportJobTrigger(AwsBaseWaiterTrigger):
@@ -86,8 +89,9 @@ class QConnectImportJobTrigger(AwsBaseWaiterTrigger):
         self.attempts = max(1, math.ceil((self.deadline - time.time()) / max(self.waiter_delay, 0.1)))
         hook = self.hook()
         key = (QConnectHook, self.aws_conn_id, self.region_name, self.verify, repr(self.botocore_config))
-        client = await shared_async_client(key, lambda: _open_client(hook), _close_client)
-        waiter = BaseBotoWaiter(client, waiter_model(), deferrable=True).waiter(self.waiter_name)
+        _, waiter = await shared_async_client(
+            (*key, self.waiter_name), lambda: _open_client(hook, self.waiter_name), _close_client
+        )
         try:
             await async_wait(
                 waiter,
