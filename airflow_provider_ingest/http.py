@@ -342,21 +342,29 @@ def _shared_session(origin: str) -> aiohttp.ClientSession:
     return session
 
 
-# Other async clients shared the same way (Q in Connect's aiobotocore client), opened on first use.
+# Other things triggers share the same way (Q in Connect's aiobotocore client, connections read
+# with aget_connection), opened on first use: (opening, close, opened at).
 _shared_clients: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[Hashable, tuple[asyncio.Future, Callable[[Any], Awaitable[Any]]]]
+    asyncio.AbstractEventLoop,
+    dict[Hashable, tuple[asyncio.Future, Callable[[Any], Awaitable[Any]] | None, float]],
 ] = weakref.WeakKeyDictionary()
 
 
 async def shared_async_client(
-    key: Hashable, open_client: Callable[[], Awaitable[Any]], close_client: Callable[[Any], Awaitable[Any]]
+    key: Hashable,
+    open_client: Callable[[], Awaitable[Any]],
+    close_client: Callable[[Any], Awaitable[Any]] | None = None,
+    max_age: float | None = None,
 ) -> Any:
     """One client per event loop and ``key``, opened once even when thousands of triggers start
-    together (they await the same opening); a failed opening is retried by the next caller."""
+    together (they await the same opening); a failed opening is retried by the next caller.
+    With ``max_age`` (seconds), a caller after that opens a fresh one (an old one is not closed:
+    use it for values, such as connections, not for clients)."""
     per_loop = _shared_clients.setdefault(asyncio.get_running_loop(), {})
     entry = per_loop.get(key)
-    if entry is None:
-        entry = per_loop[key] = (asyncio.ensure_future(open_client()), close_client)
+    now = time.monotonic()
+    if entry is None or (max_age is not None and now - entry[2] > max_age):
+        entry = per_loop[key] = (asyncio.ensure_future(open_client()), close_client, now)
     try:
         return await asyncio.shield(entry[0])
     except Exception:
@@ -371,7 +379,9 @@ async def close_shared_sessions() -> None:
     loop = asyncio.get_running_loop()
     for session in _shared_sessions.pop(loop, {}).values():
         await session.close()
-    for opening, close_client in _shared_clients.pop(loop, {}).values():
+    for opening, close_client, _ in _shared_clients.pop(loop, {}).values():
+        if close_client is None:
+            continue
         await asyncio.wait([opening], timeout=30)  # one its first user stopped waiting for
         if opening.done() and not opening.cancelled() and opening.exception() is None:
             await close_client(opening.result())

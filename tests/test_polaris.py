@@ -248,3 +248,38 @@ def test_trigger_surfaces_api_errors(polaris):
     trigger = PolarisJobTrigger(job_id="no-such-job", conn_id="polaris_default", deadline=time.time() + 5)
     event = run_trigger(trigger)
     assert event["status"] == "error" and "404" in event["message"]
+
+
+def test_many_triggers_on_one_connection_read_it_once(polaris, monkeypatch):
+    """200 deferred waits on one connection in one triggerer loop: one connection lookup (each is
+    a round trip to the supervisor in a triggerer), one shared pool, every wait answered."""
+    import asyncio
+
+    from airflow.sdk import BaseHook
+
+    from airflow_provider_ingest.http import close_shared_sessions
+    from airflow_provider_ingest.triggers.polaris import PolarisJobTrigger
+
+    lookups = []
+    real = BaseHook.aget_connection.__func__
+
+    async def counting(cls, conn_id):
+        lookups.append(conn_id)
+        return await real(cls, conn_id)
+
+    monkeypatch.setattr(BaseHook, "aget_connection", classmethod(counting))
+    deadline = time.time() + 30
+
+    async def scenario():
+        triggers = [
+            PolarisJobTrigger(job_id=f"missing-{i}", conn_id="polaris_default", deadline=deadline)
+            for i in range(200)
+        ]
+        events = await asyncio.gather(*(anext(t.run()) for t in triggers))
+        await close_shared_sessions()
+        return events
+
+    events = asyncio.run(scenario())
+    assert lookups == ["polaris_default"]
+    assert all(e.payload["status"] == "error" and "404" in e.payload["message"] for e in events)
+    assert len([r for r in polaris.journal() if r.get("method") == "GET"]) >= 200

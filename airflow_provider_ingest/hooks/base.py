@@ -7,7 +7,21 @@ from typing import Any
 
 from airflow.sdk import BaseHook, Connection
 
-from airflow_provider_ingest.http import ApiClient, AsyncApiClient, Auth, RetryPolicy, Timeouts, mask
+from airflow_provider_ingest.http import (
+    ApiClient,
+    AsyncApiClient,
+    Auth,
+    RetryPolicy,
+    Timeouts,
+    mask,
+    shared_async_client,
+)
+
+# Triggers on one connection read it once per CONNECTION_TTL per event loop, not once per wait:
+# each aget_connection is a round trip to the triggerer's supervisor (~0.75 ms of the loop even
+# from an env var), and thousands of waits share a few connections. An edited connection reaches
+# new waits within the TTL.
+CONNECTION_TTL = 60.0
 
 
 class IngestHttpHook(BaseHook):
@@ -66,7 +80,9 @@ class IngestHttpHook(BaseHook):
 
     async def aclient(self) -> AsyncApiClient:
         if self._async_client is None:
-            conn = await self.aget_connection(self.conn_id)
+            key = ("connection", self.conn_id)
+            read = lambda: self.aget_connection(self.conn_id)  # noqa: E731
+            conn = await shared_async_client(key, read, max_age=CONNECTION_TTL)
             base_url, auth = self._settings(conn)
             self._async_client = AsyncApiClient(self.service, base_url, auth, self.retry, self.timeouts)
         return self._async_client
