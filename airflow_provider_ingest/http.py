@@ -187,12 +187,18 @@ def _json_or_text(text: str) -> Any:
         return None
 
 
-def _is_json(text: str) -> bool:
+_MALFORMED = object()
+
+
+def _reply_body(text: str, expect_json: bool) -> Any:
+    """The JSON of a 2xx reply, parsed once: None when it is empty, or not JSON and none was
+    expected; ``_MALFORMED`` when JSON was expected and this is not it."""
+    if not text:
+        return None
     try:
-        json.loads(text)
+        return json.loads(text)
     except ValueError:
-        return False
-    return True
+        return _MALFORMED if expect_json else None
 
 
 class _ClientBase:
@@ -277,16 +283,23 @@ class ApiClient(_ClientBase):
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
 
-    def request(
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return self._send(method, path, expect_json=False, **kwargs)[0]
+
+    def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._send(method, path, expect_json=True, **kwargs)[1]
+
+    def _send(
         self,
         method: str,
         path: str,
         *,
+        expect_json: bool,
         idempotent: bool | None = None,
         headers: Mapping[str, str] | None = None,
-        expect_json: bool = False,
         **kwargs: Any,
-    ) -> requests.Response:
+    ) -> tuple[requests.Response, Any]:
+        """The reply and, with ``expect_json``, its JSON (other replies, uploads', are not parsed)."""
         url = self.url(path)
         budget = self.budget(method, idempotent)
         # A streamed body can be read once; a callable ``data`` gives a fresh stream per try.
@@ -308,18 +321,15 @@ class ApiClient(_ClientBase):
                     raise self.error(method, url, None, type(exc).__name__) from None
             else:
                 if response.status_code < 400:
-                    if not (expect_json and response.content and not _is_json(response.text)):
-                        return response
+                    body = _reply_body(response.text, True) if expect_json else None
+                    if body is not _MALFORMED:
+                        return response, body
                     wait = self.after_malformed(budget, method, url, response.status_code, response.text)
                 else:
                     wait = budget.after_status(response.status_code, response.headers.get("Retry-After"))
                     if wait is None:
                         raise self.error(method, url, response.status_code, response.text)
             time.sleep(wait)
-
-    def json(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.request(method, path, expect_json=True, **kwargs)
-        return response.json() if response.content else None
 
     def close(self) -> None:
         self.session.close()
@@ -429,13 +439,9 @@ class AsyncApiClient(_ClientBase):
                     raise self.error(method, url, None, type(exc).__name__) from None
             else:
                 if status < 400:
-                    if not text:
-                        return status, None
-                    try:
-                        return status, json.loads(text)
-                    except ValueError:
-                        if not expect_json:
-                            return status, None
+                    body = _reply_body(text, expect_json)
+                    if body is not _MALFORMED:
+                        return status, body
                     wait = self.after_malformed(budget, method, url, status, text)
                 else:
                     wait = budget.after_status(status, retry_after)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 from airflow.sdk import BaseHook, Connection
@@ -80,9 +80,8 @@ class IngestHttpHook(BaseHook):
 
     async def aclient(self) -> AsyncApiClient:
         if self._async_client is None:
-            key = ("connection", self.conn_id)
-            read = lambda: self.aget_connection(self.conn_id)  # noqa: E731
-            conn = await shared_async_client(key, read, max_age=CONNECTION_TTL)
+            read = partial(self.aget_connection, self.conn_id)
+            conn = await shared_async_client(("connection", self.conn_id), read, max_age=CONNECTION_TTL)
             base_url, auth = self._settings(conn)
             self._async_client = AsyncApiClient(self.service, base_url, auth, self.retry, self.timeouts)
         return self._async_client

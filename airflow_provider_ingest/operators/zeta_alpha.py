@@ -52,13 +52,9 @@ def check_access_rights(rights: Any, field: str) -> list[dict[str, Any]]:
 
 
 def check_batch_limits(max_documents: Any, max_bytes: Any = 1024, in_flight: Any = 1) -> None:
-    for value, field, low in (
-        (max_documents, "batch_max_documents", 1),
-        (max_bytes, "batch_max_bytes", 1024),
-        (in_flight, "max_in_flight", 1),
-    ):
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise ValueError(f"{field}: expected an integer >= {low}, got {value!r}")
+    check_int(max_documents, "batch_max_documents", 1)
+    check_int(max_bytes, "batch_max_bytes", 1024)
+    check_int(in_flight, "max_in_flight", 1)
 
 
 def send_batches(

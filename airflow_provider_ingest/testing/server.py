@@ -77,7 +77,7 @@ def _abort(send: Any) -> None:
     send.__self__.transport.abort()
 
 
-def moto_s3_client(endpoint_url: str | None) -> Any:
+def moto_s3_client(endpoint_url: str | None, key: tuple[str, str] = ("testing", "testing")) -> Any:
     """A boto3 S3 client for moto's server (moto accepts any key)."""
     import boto3
 
@@ -85,8 +85,8 @@ def moto_s3_client(endpoint_url: str | None) -> Any:
         "s3",
         endpoint_url=endpoint_url,
         region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
+        aws_access_key_id=key[0],
+        aws_secret_access_key=key[1],
     )
 
 

@@ -139,15 +139,9 @@ class Stack:
         return [self.aws_key[1], *(value for fake in self.fakes for value in fake_secrets(fake))]
 
     def s3_client(self) -> Any:
-        import boto3
+        from airflow_provider_ingest.testing.server import moto_s3_client
 
-        return boto3.client(
-            "s3",
-            endpoint_url=self.s3_url,
-            region_name="us-east-1",
-            aws_access_key_id=self.aws_key[0],
-            aws_secret_access_key=self.aws_key[1],
-        )
+        return moto_s3_client(self.s3_url, self.aws_key)
 
     def stop(self) -> None:
         for fake in self.fakes:
