@@ -102,11 +102,14 @@ class Timeouts:
 
 
 class Auth(Protocol):
-    """Supplies auth headers; OAuth implementations cache a token and drop it on ``invalidate``."""
+    """Supplies auth headers for one try of a request; OAuth implementations cache a token and drop
+    it on ``invalidate``. ``method`` and ``url`` are for auths that sign each request (SigV4)."""
 
-    def headers(self, client: ApiClient) -> dict[str, str]: ...
+    def headers(self, client: ApiClient, method: str = "GET", url: str = "") -> dict[str, str]: ...
 
-    async def aheaders(self, client: AsyncApiClient) -> dict[str, str]: ...
+    async def aheaders(
+        self, client: AsyncApiClient, method: str = "GET", url: str = ""
+    ) -> dict[str, str]: ...
 
     def invalidate(self) -> bool:
         """Forget cached credentials; return True when asking again may fix a 401."""
@@ -119,10 +122,10 @@ class StaticAuth:
 
     fixed: Mapping[str, str] = field(default_factory=dict)
 
-    def headers(self, client: ApiClient) -> dict[str, str]:
+    def headers(self, client: ApiClient, method: str = "GET", url: str = "") -> dict[str, str]:
         return dict(self.fixed)
 
-    async def aheaders(self, client: AsyncApiClient) -> dict[str, str]:
+    async def aheaders(self, client: AsyncApiClient, method: str = "GET", url: str = "") -> dict[str, str]:
         return dict(self.fixed)
 
     def invalidate(self) -> bool:
@@ -311,7 +314,7 @@ class ApiClient(_ClientBase):
                 response = self.session.request(
                     method,
                     url,
-                    headers={**self.auth.headers(self), **(headers or {})},
+                    headers={**self.auth.headers(self, method, url), **(headers or {})},
                     timeout=(self.timeouts.connect, self.timeouts.read),
                     **kwargs,
                 )
@@ -352,7 +355,7 @@ def _shared_session(origin: str) -> aiohttp.ClientSession:
     return session
 
 
-# Other things triggers share the same way (Q in Connect's aiobotocore client, connections read
+# Other things triggers share the same way (Q in Connect's signed status client, connections read
 # with aget_connection), opened on first use: (opening, close, opened at).
 _shared_clients: weakref.WeakKeyDictionary[
     asyncio.AbstractEventLoop,
@@ -426,7 +429,7 @@ class AsyncApiClient(_ClientBase):
                 async with self.session.request(
                     method,
                     url,
-                    headers={**await self.auth.aheaders(self), **(headers or {})},
+                    headers={**await self.auth.aheaders(self, method, url), **(headers or {})},
                     timeout=timeout,
                     **kwargs,
                 ) as response:

@@ -7,9 +7,11 @@ operator and a deferred trigger, whether to keep waiting, return, or raise with 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -151,13 +153,31 @@ class JobWatch:
 def wait_for_job(
     hook: JobHook, job_id: Any, *, poll_interval: float, timeout: float, log: Any = None
 ) -> JobSnapshot:
-    """Block until the job ends: the worker-side twin of ``IngestJobTrigger.run``."""
+    """Block until the job ends: the worker-side twin of :func:`await_job`."""
     watch = JobWatch(hook.service, job_id, time.time() + timeout, log)
     while True:
         snapshot = hook.job_snapshot(job_id)
         if watch.done(snapshot):
             return snapshot
         time.sleep(watch.next_sleep(poll_interval))
+
+
+async def await_job(
+    service: str,
+    job_id: Any,
+    fetch: Callable[[], Awaitable[JobSnapshot]],
+    *,
+    poll_interval: float,
+    deadline: float,
+    log: Any = None,
+) -> JobSnapshot:
+    """Poll ``fetch`` until the job ends or ``deadline`` (epoch seconds) passes: every trigger's wait."""
+    watch = JobWatch(service, job_id, deadline, log)
+    while True:
+        snapshot = await fetch()
+        if watch.done(snapshot):
+            return snapshot
+        await asyncio.sleep(watch.next_sleep(poll_interval))
 
 
 def snapshot_from_event(event: dict[str, Any] | None) -> JobSnapshot:

@@ -240,3 +240,51 @@ def test_trigger_round_trip_and_success(qconnect):
     assert rebuilt.serialize() == (path, kwargs)
     event = run_trigger(rebuilt)
     assert event["status"] == "success" and event["import_job_id"] == job_id
+
+
+def test_trigger_failed_and_deadline_events(qconnect):
+    failed = QConnectImportJobTrigger(
+        knowledge_base_id=KB,
+        import_job_id=start(qconnect, BAD, "t-bad"),
+        deadline=time.time() + 30,
+        waiter_delay=0.1,
+    )
+    event = run_trigger(failed)
+    assert event["status"] == "error" and "FAILED" in event["message"], event
+    running = QConnectImportJobTrigger(
+        knowledge_base_id=KB,
+        import_job_id=start(qconnect, GOOD, "t-late"),
+        deadline=time.time(),
+        waiter_delay=0.1,
+    )
+    event = run_trigger(running)
+    assert event["status"] == "timeout" and event["import_job_id"] == running.import_job_id, event
+
+
+@pytest.mark.parametrize("token", [None, "FwoGZXIvYXdzEXAMPLE/session+token=="])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://wisdom.eu-west-2.amazonaws.com/knowledgeBases/kb%201/importJobs/a-b_c~d",
+        "http://127.0.0.1:8123/knowledgeBases/kb/importJobs/job",
+    ],
+)
+def test_sigv4_signature_matches_botocore(token, url):
+    """The trigger's own SigV4 signer must produce exactly botocore's signature."""
+    from datetime import UTC, datetime
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    from airflow_provider_ingest.auth import AwsSigV4
+
+    frozen = Credentials(
+        "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", token
+    ).get_frozen_credentials()
+    reference = AWSRequest(method="GET", url=url)
+    SigV4Auth(frozen, "wisdom", "eu-west-2").add_auth(reference)
+    when = datetime.strptime(reference.headers["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    ours = AwsSigV4(None, "wisdom", "eu-west-2").sign(frozen, "GET", url, when)
+    assert ours["Authorization"] == reference.headers["Authorization"]
+    assert ours.get("x-amz-security-token") == reference.headers.get("X-Amz-Security-Token")

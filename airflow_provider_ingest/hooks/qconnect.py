@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import json
 import threading
 from collections.abc import Callable
 from functools import cached_property
@@ -14,9 +15,28 @@ from typing import Any
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
 from airflow_provider_ingest.http import RETRYABLE_STATUSES, ApiClient, RetryPolicy, mask, parse_retry_after
+from airflow_provider_ingest.jobs import StatusTable
 
 REPORT_SAMPLE = 3
 SERVICE = "Amazon Q in Connect"
+
+
+WAITER_PATH = Path(__file__).parents[1] / "waiters" / "qconnect.json"
+
+
+def status_table(waiter_name: str = "import_job_complete") -> StatusTable:
+    """The waiter's acceptors as a status table, so the sensor, the operator and the trigger judge
+    a job by the same data the boto waiter uses."""
+    acceptors = json.loads(WAITER_PATH.read_text())["waiters"][waiter_name]["acceptors"]
+    states: dict[str, set[str]] = {"success": set(), "failure": set(), "retry": set()}
+    for acceptor in acceptors:
+        if acceptor["matcher"] != "path" or acceptor["argument"] != "importJob.status":
+            raise ValueError(f"{WAITER_PATH.name}: only importJob.status path acceptors are supported")
+        states[acceptor["state"]].add(acceptor["expected"])
+    return StatusTable.of(succeeded=states["success"], failed=states["failure"], running=states["retry"])
+
+
+IMPORT_JOB_STATUSES = status_table()
 
 
 def _max_attempts(client: Any) -> int:
@@ -116,7 +136,7 @@ class QConnectHook(AwsBaseHook):
     @cached_property
     def waiter_path(self) -> Path:
         # The amazon provider looks in its own package; our waiter ships with us.
-        return Path(__file__).parents[1] / "waiters" / "qconnect.json"
+        return WAITER_PATH
 
     def get_import_job(self, knowledge_base_id: str, import_job_id: str) -> dict[str, Any]:
         return self.conn.get_import_job(knowledgeBaseId=knowledge_base_id, importJobId=import_job_id)[

@@ -17,10 +17,11 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.amazon.aws.utils.waiter_with_logging import wait
 from airflow.sdk import Context, ResumableJobMixin
 
-from airflow_provider_ingest.hooks.qconnect import QConnectHook
+from airflow_provider_ingest.hooks.qconnect import IMPORT_JOB_STATUSES, QConnectHook
 from airflow_provider_ingest.http import ApiClient, mask
+from airflow_provider_ingest.jobs import JobState
 from airflow_provider_ingest.operators.base import default_deferrable
-from airflow_provider_ingest.sensors.qconnect import IN_PROGRESS, check_import_job
+from airflow_provider_ingest.sensors.qconnect import check_import_job
 from airflow_provider_ingest.triggers.qconnect import QConnectImportJobTrigger
 from airflow_provider_ingest.validation import (
     check_bucket,
@@ -268,10 +269,11 @@ class QConnectImportQuickResponsesOperator(ResumableJobMixin, AwsBaseOperator[QC
         return self.hook.get_import_job(self.knowledge_base_id, external_id)["status"]
 
     def is_job_active(self, status: str) -> bool:
-        return status in IN_PROGRESS
+        # an unknown status keeps waiting, as in the waiter: re-attach rather than submit twice
+        return IMPORT_JOB_STATUSES.state_of(status) not in (JobState.SUCCEEDED, JobState.FAILED)
 
     def is_job_succeeded(self, status: str) -> bool:
-        return status == "COMPLETE"
+        return IMPORT_JOB_STATUSES.state_of(status) is JobState.SUCCEEDED
 
     def poll_until_complete(self, external_id: Any, context: Context) -> Any:
         self.job_id = external_id

@@ -7,21 +7,19 @@ from airflow.providers.amazon.aws.sensors.base_aws import AwsBaseSensor
 from airflow.sdk import Context
 
 from airflow_provider_ingest.exceptions import IngestJobFailed
-from airflow_provider_ingest.hooks.qconnect import QConnectHook
+from airflow_provider_ingest.hooks.qconnect import IMPORT_JOB_STATUSES, QConnectHook
+from airflow_provider_ingest.jobs import JobState
 from airflow_provider_ingest.operators.base import default_deferrable
 from airflow_provider_ingest.triggers.qconnect import QConnectImportJobTrigger
 
-IN_PROGRESS = {"START_IN_PROGRESS"}
-
 
 def check_import_job(hook: QConnectHook, job: dict[str, Any]) -> bool:
-    """True when the job is COMPLETE, False while it runs; raises with the failed records otherwise."""
-    status = job.get("status")
-    if status == "COMPLETE":
-        return True
-    if status in IN_PROGRESS:
-        return False
-    raise IngestJobFailed(f"Amazon Q in Connect {hook.failure_summary(job)}")
+    """True when the job is COMPLETE, False while it runs or reports a status the waiter does not
+    know; raises with the failed records when it failed."""
+    state = IMPORT_JOB_STATUSES.state_of(job.get("status"))
+    if state is JobState.FAILED:
+        raise IngestJobFailed(f"Amazon Q in Connect {hook.failure_summary(job)}")
+    return state is JobState.SUCCEEDED
 
 
 class QConnectImportJobSensor(AwsBaseSensor[QConnectHook]):

@@ -2,14 +2,36 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, ClassVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_ingest.exceptions import IngestApiError, IngestJobFailed, IngestJobTimeout
-from airflow_provider_ingest.jobs import JobWatch, describe_job
+from airflow_provider_ingest.jobs import JobSnapshot, await_job, describe_job
+
+
+async def wait_event(
+    service: str,
+    job_id: Any,
+    fetch: Callable[[], Awaitable[JobSnapshot]],
+    *,
+    poll_interval: float,
+    deadline: float,
+    log: Any,
+    tag: dict[str, Any] | None = None,
+) -> TriggerEvent:
+    """The event a trigger fires once the job ends, fails, or its deadline passes; every event
+    also carries ``tag`` (what the deferred task resumes from, when not the snapshot)."""
+    try:
+        snapshot = await await_job(
+            service, job_id, fetch, poll_interval=poll_interval, deadline=deadline, log=log
+        )
+    except IngestJobTimeout as exc:
+        return TriggerEvent({"status": "timeout", "job_id": job_id, "message": str(exc), **(tag or {})})
+    except (IngestApiError, IngestJobFailed) as exc:
+        return TriggerEvent({"status": "error", "job_id": job_id, "message": str(exc), **(tag or {})})
+    return TriggerEvent({"status": "success", "job": snapshot.to_event(), **(tag or {})})
 
 
 class IngestJobTrigger(BaseTrigger):
@@ -55,18 +77,14 @@ class IngestJobTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = self.hook()
-        watch = JobWatch(hook.service, self.job_id, self.deadline, self.log)
-        try:
-            while True:
-                snapshot = await hook.ajob_snapshot(self.job_id)
-                if watch.done(snapshot):
-                    yield TriggerEvent({"status": "success", "job": snapshot.to_event()})
-                    return
-                await asyncio.sleep(watch.next_sleep(self.poll_interval))
-        except IngestJobTimeout as exc:
-            yield TriggerEvent({"status": "timeout", "job_id": self.job_id, "message": str(exc)})
-        except (IngestApiError, IngestJobFailed) as exc:
-            yield TriggerEvent({"status": "error", "job_id": self.job_id, "message": str(exc)})
+        yield await wait_event(
+            hook.service,
+            self.job_id,
+            lambda: hook.ajob_snapshot(self.job_id),
+            poll_interval=self.poll_interval,
+            deadline=self.deadline,
+            log=self.log,
+        )
 
     async def on_kill(self) -> None:
         """A user killed the deferred task (mark failed, clear): stop the remote work too."""

@@ -1,44 +1,61 @@
 from __future__ import annotations
 
-import json
-import math
-import time
+import asyncio
+import ssl
 from collections.abc import AsyncIterator
-from functools import cache
 from typing import Any
+from urllib.parse import quote
 
-from airflow.exceptions import AirflowException
 from airflow.providers.amazon.aws.triggers.base import AwsBaseWaiterTrigger
-from airflow.providers.amazon.aws.utils.waiter_with_logging import async_wait
-from airflow.providers.amazon.aws.waiters.base_waiter import BaseBotoWaiter
 from airflow.triggers.base import TriggerEvent
 
-from airflow_provider_ingest.hooks.qconnect import QConnectHook
-from airflow_provider_ingest.http import shared_async_client
+from airflow_provider_ingest.auth import AwsSigV4
+from airflow_provider_ingest.hooks.qconnect import IMPORT_JOB_STATUSES, SERVICE, QConnectHook, _max_attempts
+from airflow_provider_ingest.http import AsyncApiClient, RetryPolicy, Timeouts, shared_async_client
+from airflow_provider_ingest.jobs import JobSnapshot
+from airflow_provider_ingest.triggers.base import wait_event
 
 
-@cache
-def waiter_model() -> dict[str, Any]:
-    """The waiter JSON, read once per process (the base trigger reads the file twice per wait)."""
-    return json.loads(QConnectHook().waiter_path.read_text())
+def tls_option(verify: bool | str | None) -> dict[str, Any]:
+    """botocore's ``verify`` (False, a CA bundle path, or default) as aiohttp's ``ssl`` argument."""
+    if verify is False:
+        return {"ssl": False}
+    if isinstance(verify, str):
+        return {"ssl": ssl.create_default_context(cafile=verify)}
+    return {}
 
 
-async def _open_client(hook: QConnectHook, waiter_name: str) -> tuple[Any, Any]:
-    """The shared client and its waiter: a waiter holds no state between ``wait`` calls, and
-    building one per wait parses the waiter model again."""
-    client = await (await hook.get_async_conn()).__aenter__()
-    return client, BaseBotoWaiter(client, waiter_model(), deferrable=True).waiter(waiter_name)
+async def open_status_client(hook: QConnectHook) -> tuple[AsyncApiClient, dict[str, Any]]:
+    """A signed REST client for ``GetImportJob`` on the shared aiohttp pool, configured from the
+    connection's own aiobotocore client (endpoint, region, signing name, timeouts, attempts), and
+    the TLS option for its requests.
 
-
-async def _close_client(client_and_waiter: tuple[Any, Any]) -> None:
-    await client_and_waiter[0].__aexit__(None, None, None)
+    Why not the botocore client itself: each of its calls costs ~2 ms of the triggerer's loop
+    (events, user agent, parsing), 3x a plain signed GET (see benchmarks/triggers.py)."""
+    async with await hook.get_async_conn() as client:
+        meta = client.meta
+        endpoint, region = meta.endpoint_url, meta.region_name
+        signing_name = meta.service_model.signing_name
+        timeouts = Timeouts(connect=meta.config.connect_timeout, read=meta.config.read_timeout)
+        attempts = _max_attempts(client)
+    # Both may read the connection (a blocking call), so not on the triggerer's loop.
+    session = await asyncio.to_thread(hook.get_session, region, True)
+    verify = await asyncio.to_thread(lambda: hook.verify)
+    credentials = await session.get_credentials()
+    if credentials is None:
+        raise ValueError(f"aws_conn_id {hook.aws_conn_id!r}: no AWS credentials found")
+    auth = AwsSigV4(credentials, signing_name, region)
+    client = AsyncApiClient(SERVICE, endpoint, auth, RetryPolicy(attempts=attempts), timeouts)
+    return client, tls_option(verify)
 
 
 class QConnectImportJobTrigger(AwsBaseWaiterTrigger):
-    """Waits for a Q in Connect import job with the package's ``import_job_complete`` waiter.
+    """Waits for a Q in Connect import job, judged by the package's ``import_job_complete`` waiter
+    acceptors (:data:`IMPORT_JOB_STATUSES`); a status the waiter does not know keeps waiting.
 
-    ``deadline`` (epoch seconds) is serialized and the waiter's attempts are recomputed from it at
-    every start, so a triggerer restart continues the same wait instead of granting a new one.
+    ``deadline`` (epoch seconds) is serialized, so a triggerer restart continues the same wait
+    instead of granting a new one. Connection handling (region, role, endpoint, verify) is the
+    amazon provider's; every wait on one connection shares one signed client.
     """
 
     aws_hook_class = QConnectHook
@@ -76,6 +93,8 @@ class QConnectImportJobTrigger(AwsBaseWaiterTrigger):
             verify=verify,
             botocore_config=botocore_config,
         )
+        self.knowledge_base_id = knowledge_base_id
+        self.import_job_id = import_job_id
         self.deadline = deadline
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -83,26 +102,23 @@ class QConnectImportJobTrigger(AwsBaseWaiterTrigger):
         params.pop("waiter_max_attempts", None)  # derived from the deadline, never frozen
         return path, params
 
+    async def snapshot(self, client: AsyncApiClient, options: dict[str, Any]) -> JobSnapshot:
+        kb, job_id = quote(self.knowledge_base_id, safe=""), quote(self.import_job_id, safe="")
+        reply = await client.json("GET", f"knowledgeBases/{kb}/importJobs/{job_id}", **options)
+        job = reply.get("importJob") or {}
+        status = str(job.get("status") or "")
+        return JobSnapshot(self.import_job_id, status, IMPORT_JOB_STATUSES.state_of(status))
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        """The base trigger's wait, with one aiobotocore client per connection in the triggerer
-        (a client per wait costs ~0.4 MB and ~15 ms of the loop; see benchmarks/triggers.py)."""
-        self.attempts = max(1, math.ceil((self.deadline - time.time()) / max(self.waiter_delay, 0.1)))
         hook = self.hook()
         key = (QConnectHook, self.aws_conn_id, self.region_name, self.verify, repr(self.botocore_config))
-        _, waiter = await shared_async_client(
-            (*key, self.waiter_name), lambda: _open_client(hook, self.waiter_name), _close_client
+        client, options = await shared_async_client(key, lambda: open_status_client(hook))
+        yield await wait_event(
+            SERVICE,
+            self.import_job_id,
+            lambda: self.snapshot(client, options),
+            poll_interval=self.waiter_delay,
+            deadline=self.deadline,
+            log=self.log,
+            tag={self.return_key: self.return_value},
         )
-        try:
-            await async_wait(
-                waiter,
-                self.waiter_delay,
-                self.attempts,
-                self.waiter_args,
-                self.failure_message,
-                self.status_message,
-                self.status_queries,
-            )
-        except AirflowException as error:
-            yield self._event_from_exception(error)
-        else:
-            yield TriggerEvent({"status": "success", self.return_key: self.return_value})
