@@ -59,18 +59,26 @@ def child(side: str, path: str) -> None:
         )
         operator.s3  # noqa: B018 - build the S3 client before timing
         operator.hook.client  # noqa: B018
+    out, extra = tempfile.mktemp(suffix=".parquet"), {}
     started = time.perf_counter()
     if side == "bare":
         reader = pcsv.open_csv(path)
-        with pq.ParquetWriter(tempfile.mktemp(suffix=".parquet"), reader.schema) as writer:
+        with pq.ParquetWriter(out, reader.schema) as writer:
             for batch in reader:
                 writer.write_batch(batch)
     else:
-        operator.execute({})
+        extra["parquet_mb"] = operator.execute({})["bytes"] / 1e6
     seconds = time.perf_counter() - started
+    if os.path.exists(out):  # the bare side's output: not kept
+        extra["parquet_mb"] = os.path.getsize(out) / 1e6
+        os.unlink(out)
     print(
         json.dumps(
-            {"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            {
+                "seconds": seconds,
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                **extra,
+            }
         )
     )
 

@@ -123,7 +123,13 @@ def test_conversion_memory_stays_flat_as_input_grows(s3, tmp_path, input_format)
         body = s3.get_object(Bucket=BUCKET, Key=f"aep/mem/{n}")["Body"]
         del data
         tracemalloc.start()
-        rows = convert_to_parquet(body, input_format, str(tmp_path / f"{n}.parquet"), block_size=256 * 1024)
+        rows = convert_to_parquet(
+            body,
+            input_format,
+            str(tmp_path / f"{n}.parquet"),
+            block_size=256 * 1024,
+            row_group_bytes=256 * 1024,
+        )
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
         assert rows == n
@@ -150,6 +156,27 @@ def test_failure_before_complete_aborts_the_batch(adobe, inputs):
         aep_op().execute({})
     [created] = adobe.journal(event="batch_created")
     assert adobe.batches[created["id"]]["status"] == "aborted"
+
+
+def test_a_later_file_failing_to_convert_aborts_the_batch(adobe, s3):
+    # The second file is staged while the first uploads; its error still aborts the batch.
+    s3.put_object(Bucket=BUCKET, Key="aep/mixed/a.csv", Body=csv_rows(50))
+    s3.put_object(Bucket=BUCKET, Key="aep/mixed/b.csv", Body=csv_rows(5) + b"1,2\n")
+    with pytest.raises(Exception, match="CSV parse error"):
+        aep_op(s3_prefix=f"s3://{BUCKET}/aep/mixed/", validate_schema=False).execute({})
+    [created] = adobe.journal(event="batch_created")
+    assert adobe.batches[created["id"]]["status"] == "aborted"
+    assert list(uploaded(adobe)) == ["a.parquet"]
+
+
+def test_a_stopped_staging_fails_at_its_next_read(s3, tmp_path):
+    import threading
+
+    s3.put_object(Bucket=BUCKET, Key="aep/stop/a.csv", Body=csv_rows(50))
+    stop = threading.Event()
+    stop.set()
+    with open(tmp_path / "a.parquet", "wb") as local, pytest.raises(Exception, match="staging stopped"):
+        aep_op(s3_prefix=f"s3://{BUCKET}/aep/stop/").stage_parquet(BUCKET, "aep/stop/a.csv", local, stop)
 
 
 def test_on_kill_aborts_the_batch(adobe, inputs):

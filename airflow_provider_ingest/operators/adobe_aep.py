@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import os
 import posixpath
+import shutil
 import tempfile
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from functools import cached_property
 from typing import Any
 
@@ -26,6 +30,20 @@ from airflow_provider_ingest.validation import (
     require,
 )
 
+
+class _Stoppable:
+    """An S3 body whose reads fail once ``stop`` is set."""
+
+    def __init__(self, body: Any, stop: threading.Event):
+        self.body = body
+        self.stop = stop
+
+    def read(self, size: int = -1) -> bytes:
+        if self.stop.is_set():
+            raise InterruptedError("staging stopped: the batch failed or the task was killed")
+        return self.body.read(size)
+
+
 INPUT_FORMATS = {"csv": "csv", "json": "nd-json", "parquet": "parquet"}  # ours -> schema sampler's
 BATCH_KEY = "aep_batch_id"
 
@@ -35,8 +53,9 @@ class S3ToAdobeAepOperator(IngestJobOperator):
 
     ``s3_prefix`` (every object under it) or ``s3_keys`` (``s3://`` URIs) select the input;
     ``input_format`` is ``csv``, ``json`` (JSON lines) or ``parquet``. CSV and JSON lines are
-    converted to Parquet in blocks of ``block_size`` bytes (one row group each) into a temporary
-    file, so memory stays flat however large the input; Parquet passes through unchanged. With
+    read in blocks of ``block_size`` bytes and converted to Parquet (row groups of about 16 MiB)
+    into a temporary file, so memory stays flat however large the input; Parquet passes through
+    unchanged. Each file is staged in a thread one file ahead of the uploads. With
     ``validate_schema`` every file's columns are checked against the dataset's XDM schema before
     the batch is created. Files up to ``small_file_max_bytes`` go in one PUT, larger ones through
     the large-file API in ``chunk_size`` pieces. Any failure before COMPLETE, and ``on_kill``,
@@ -134,12 +153,12 @@ class S3ToAdobeAepOperator(IngestJobOperator):
             schema = sample_schema(self.s3, bucket, key, INPUT_FORMATS[self.input_format])
             check_xdm_subset(schema, xdm, f"s3://{bucket}/{key}")
 
-    def stage_parquet(self, bucket: str, key: str, local: Any) -> int:
-        """Write the object as Parquet into ``local`` (a temporary file); returns its rows."""
-        body = self.s3.get_object(Bucket=bucket, Key=key)["Body"]
+    def stage_parquet(self, bucket: str, key: str, local: Any, stop: threading.Event) -> int:
+        """Write the object as Parquet into ``local`` (a temporary file); returns its rows. Fails
+        at its next read once ``stop`` is set."""
+        body = _Stoppable(self.s3.get_object(Bucket=bucket, Key=key)["Body"], stop)
         if self.input_format == "parquet":
-            for chunk in body.iter_chunks(self.block_size):
-                local.write(chunk)
+            shutil.copyfileobj(body, local, self.block_size)
             local.flush()
             import pyarrow.parquet as pq
 
@@ -152,16 +171,33 @@ class S3ToAdobeAepOperator(IngestJobOperator):
         names = [self.file_name(i, key) for i, (_, key) in enumerate(objects)]
         if len(set(names)) != len(names):
             raise ValueError("file_name_template: two objects map to the same file name; add {index}")
-        if self.validate_schema:
-            self.check_schemas(objects)  # before the batch exists: nothing to clean up on a mismatch
-        batch_id = self.hook.create_batch(self.dataset_id)
-        self.job_id = batch_id
-        self.log.info("Created AEP batch %s for dataset %s", batch_id, self.dataset_id)
+        self.s3  # noqa: B018 - built here once; the staging thread shares it (boto3 clients are thread-safe)
+        # Staging (S3 -> a temporary Parquet file) is local work, so it runs one file ahead in a
+        # thread: the first file while the schemas are checked and the batch is created, each next
+        # one while the previous uploads. Uploads stay in order, one at a time; at most two
+        # temporary files exist. A failure or kill sets the stop, and staging ends at its next read.
+        stop = self._stop_staging = threading.Event()
+        batch_id = None
         rows = size = 0
-        try:
-            for (bucket, key), name in zip(objects, names, strict=True):
-                with tempfile.NamedTemporaryFile(suffix=".parquet") as local:
-                    rows_in_file = self.stage_parquet(bucket, key, local)
+        # Exit order matters: the pool (waiting for the staging thread) before the files close.
+        with ExitStack() as files, ThreadPoolExecutor(1, thread_name_prefix="aep-stage") as pool:
+
+            def stage(index: int) -> tuple[Any, Future[int]]:
+                local = files.enter_context(tempfile.NamedTemporaryFile(suffix=".parquet"))
+                return local, pool.submit(self.stage_parquet, *objects[index], local, stop)
+
+            try:
+                ahead = stage(0)
+                if self.validate_schema:
+                    self.check_schemas(objects)  # before the batch exists: nothing to clean up on a mismatch
+                batch_id = self.hook.create_batch(self.dataset_id)
+                self.job_id = batch_id
+                self.log.info("Created AEP batch %s for dataset %s", batch_id, self.dataset_id)
+                for index, ((bucket, key), name) in enumerate(zip(objects, names, strict=True)):
+                    local, staged = ahead
+                    rows_in_file = staged.result()
+                    if index + 1 < len(objects):
+                        ahead = stage(index + 1)
                     file_size = os.path.getsize(local.name)
                     self.hook.upload_file(
                         batch_id,
@@ -172,25 +208,33 @@ class S3ToAdobeAepOperator(IngestJobOperator):
                         self.small_file_max_bytes,
                         self.chunk_size,
                     )
-                rows += rows_in_file
-                size += file_size
-                self.log.info(
-                    "Uploaded s3://%s/%s as %s (%d rows, %d bytes)",
-                    bucket,
-                    key,
-                    name,
-                    rows_in_file,
-                    file_size,
-                )
-            self.hook.complete_batch(batch_id)
-        except BaseException:
-            self.log.warning("Aborting AEP batch %s: it failed before COMPLETE", batch_id)
-            self.hook.abort_batch(batch_id)
-            raise
+                    local.close()
+                    rows += rows_in_file
+                    size += file_size
+                    self.log.info(
+                        "Uploaded s3://%s/%s as %s (%d rows, %d bytes)",
+                        bucket,
+                        key,
+                        name,
+                        rows_in_file,
+                        file_size,
+                    )
+                self.hook.complete_batch(batch_id)
+            except BaseException:
+                stop.set()
+                if batch_id is not None:
+                    self.log.warning("Aborting AEP batch %s: it failed before COMPLETE", batch_id)
+                    self.hook.abort_batch(batch_id)
+                raise
         self.summary = {"batch_id": batch_id, "files": names, "rows": rows, "bytes": size}
         if ti := context.get("ti"):
             ti.xcom_push(key="upload_summary", value=self.summary)
         return batch_id
+
+    def on_kill(self) -> None:
+        if stop := getattr(self, "_stop_staging", None):
+            stop.set()
+        super().on_kill()
 
     def get_job_status(self, external_id: Any, context: Context) -> str:
         # A batch still "loading" on a retry lost its uploader with the previous try: it will never
