@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC
 from hashlib import sha1
 
 import pytest
 import requests
+from botocore.utils import parse_timestamp
 from conftest import BUCKET, run_trigger
 
 from airflow_provider_ingest.exceptions import IngestJobFailed
@@ -15,6 +17,7 @@ from airflow_provider_ingest.hooks.zeta_alpha import ZetaAlphaHook, compute_docu
 from airflow_provider_ingest.operators.zeta_alpha import (
     S3ToZetaAlphaOperator,
     ZetaAlphaUpdateAccessRightsOperator,
+    parse_s3_timestamp,
 )
 from airflow_provider_ingest.sensors.zeta_alpha import ZetaAlphaDocumentsSensor
 from airflow_provider_ingest.triggers.zeta_alpha import ZetaAlphaDocumentsTrigger
@@ -144,6 +147,79 @@ def test_sync_deletes_removed_objects_and_skips_unchanged(zeta, folder, s3):
         zeta.documents[("acme", "default", s3_document_id(BUCKET, prefix + "a.txt"))]["status"]
         == "indexed_update"
     )
+
+
+def test_sync_over_several_listing_pages_deletes_exactly_the_removed_objects(zeta, folder, s3):
+    prefix, _ = folder
+    op = ingest_op(prefix, sync=True, content_source_id="kb-pages", wait_for_completion=False)
+    op.list_page_size = 2  # five objects: three listing pages
+    assert op.execute({})["sent"] == 5
+    for gone in ("a.txt", "e.txt"):  # on the first page and on the last
+        s3.delete_object(Bucket=BUCKET, Key=prefix + gone)
+    again = ingest_op(prefix, sync=True, content_source_id="kb-pages", wait_for_completion=False)
+    again.list_page_size = 2
+    result = again.execute({})
+    assert (result["sent"], result["skipped"], result["deleted"]) == (0, 3, 2)
+    remaining = {d["document_id"] for d in ZetaAlphaHook().filter_documents(content_source_id="kb-pages")}
+    assert remaining == {s3_document_id(BUCKET, prefix + n) for n in ("b.md", "c.pdf", "d.html")}
+
+
+def test_a_listing_error_fails_the_task_before_any_delete(zeta, folder, s3):
+    prefix, _ = folder
+    assert ingest_op(prefix, sync=True, content_source_id="kb-err").execute({})["sent"] == 5
+    s3.delete_object(Bucket=BUCKET, Key=prefix + "e.txt")
+    op = ingest_op(prefix, sync=True, content_source_id="kb-err")
+    op.list_page_size = 2
+    calls: list[int] = []
+
+    def fail_the_second_page(**_):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("listing failed")
+
+    op.s3.meta.events.register("before-call.s3.ListObjectsV2", fail_the_second_page)
+    with pytest.raises(RuntimeError, match="listing failed"):
+        op.execute({})
+    assert not [r for r in zeta.journal() if r.get("path", "").endswith("/delete-document-batches")]
+    assert len(list(ZetaAlphaHook().filter_documents(content_source_id="kb-err"))) == 5
+
+
+def test_sending_starts_before_the_listing_ends(zeta, folder):
+    prefix, _ = folder
+    op = ingest_op(prefix, batch_max_documents=1, max_in_flight=1, wait_for_completion=False)
+    op.list_page_size = 1
+    listed: list[float] = []
+    op.s3.meta.events.register("after-call.s3.ListObjectsV2", lambda **_: listed.append(time.time()))
+    assert op.execute({})["sent"] == 5
+    # two batches in flight at most, one page read ahead: the last page is requested only after
+    # the first batch was answered
+    assert len(listed) == 5 and zeta.journal(event="document_batch")[0]["ts"] < listed[-1]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-12-03T07:00:00.000Z",
+        "2026-12-03T07:00:00.123Z",
+        "2026-12-03T09:00:00+02:00",
+        "Thu, 03 Dec 2026 07:00:00 GMT",
+        "2026-12-03T07:00:00",  # no zone: botocore's default decides
+        "1764745200",
+    ],
+)
+def test_fast_timestamps_read_as_botocore_does(text):
+    fast, default = parse_s3_timestamp(text), parse_timestamp(text)
+    assert fast == default and fast.isoformat() == default.isoformat()
+
+
+def test_fast_timestamps_are_the_operators_client_only(zeta, folder, s3):
+    prefix, _ = folder
+    op = ingest_op(prefix)
+    listed = next(iter(op.list_objects(BUCKET, prefix)))
+    assert listed["LastModified"].tzinfo is UTC  # read by fromisoformat
+    assert op.s3.head_object(Bucket=BUCKET, Key=listed["Key"])["LastModified"] == listed["LastModified"]
+    other = s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"][0]["LastModified"]
+    assert other.tzinfo is not UTC and other == listed["LastModified"]  # dateutil's, as before
 
 
 def test_tenant_isolation_and_auth(zeta, folder):

@@ -7,10 +7,13 @@ import mimetypes
 import re
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from functools import cached_property
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
+from botocore.parsers import DEFAULT_TIMESTAMP_PARSER, ResponseParserFactory
 
 from airflow_provider_ingest.exceptions import IngestJobFailed
 from airflow_provider_ingest.hooks.zeta_alpha import ZetaAlphaHook, s3_document_id
@@ -32,6 +35,36 @@ GENERIC_TYPES = {None, "", "binary/octet-stream", "application/octet-stream"}
 MAX_ERRORS_SHOWN = 20
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4 presigned URLs last at most 7 days
 SHA1_HEX = re.compile(r"^[0-9a-f]{40}$")  # the doc's footnote: the only document_id format
+
+
+def parse_s3_timestamp(value: Any) -> datetime:
+    """S3 sends ISO 8601 in listings (``2026-12-03T07:00:00.000Z``) and RFC 822 in headers
+    (``Last-Modified``). botocore's dateutil-based default takes ~140 us for either, a fifth of
+    a listing page's time; the standard library takes 0.5 and 13 us. The default still reads
+    anything else (epoch numbers, times without a zone)."""
+    if isinstance(value, str):
+        for parse in (datetime.fromisoformat, parsedate_to_datetime):
+            try:
+                parsed = parse(value)
+            except (TypeError, ValueError):
+                continue
+            if parsed.tzinfo is not None:
+                return parsed
+    return DEFAULT_TIMESTAMP_PARSER(value)
+
+
+def with_fast_timestamps(client: Any) -> Any:
+    """``client`` parsing timestamps with :func:`parse_s3_timestamp`, no other client touched.
+
+    botocore builds a response parser per request from its endpoint's factory; giving this
+    client's endpoint its own factory keeps its credentials, role and endpoint as they are.
+    A botocore without that attribute keeps its default parser."""
+    endpoint = getattr(client, "_endpoint", None)
+    if hasattr(endpoint, "_response_parser_factory"):
+        factory = ResponseParserFactory()
+        factory.set_parser_defaults(timestamp_parser=parse_s3_timestamp)
+        endpoint._response_parser_factory = factory
+    return client
 
 
 def is_text(content_type: str) -> bool:
@@ -104,6 +137,18 @@ def raise_for_errors(what: str, errors: list[dict[str, str]], total: int) -> Non
     raise IngestJobFailed(f"Zeta Alpha rejected {len(errors)} of {total} {what}: {shown}{more}")
 
 
+def read_ahead(items: Iterator[Any]) -> Iterator[Any]:
+    """``items``, the next one fetched in a thread while this one is used (so at most one ahead):
+    a listing page is requested while the previous page's batches are built and sent, not only
+    once they are. Errors re-raise here."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="zeta-alpha-list") as pool:
+        done = object()
+        ahead = pool.submit(next, items, done)
+        while (item := ahead.result()) is not done:
+            ahead = pool.submit(next, items, done)
+            yield item
+
+
 def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -129,6 +174,7 @@ class S3ToZetaAlphaOperator(IngestJobOperator):
     hook_class = ZetaAlphaHook
     trigger_class = ZetaAlphaDocumentsTrigger
     external_id_key = "zeta_alpha_document_ids"
+    list_page_size = 1000  # keys per listing request; 1000 is S3's maximum
     template_fields = (
         "s3_prefix",
         "content_source_id",
@@ -191,12 +237,16 @@ class S3ToZetaAlphaOperator(IngestJobOperator):
     def s3(self) -> Any:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-        return S3Hook(aws_conn_id=self.aws_conn_id).get_conn()
+        return with_fast_timestamps(S3Hook(aws_conn_id=self.aws_conn_id).get_conn())
 
     # --- building documents ----------------------------------------------------------------------
-    def list_objects(self, bucket: str, prefix: str) -> list[dict[str, Any]]:
-        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        return [o for page in pages for o in page.get("Contents", []) if not o["Key"].endswith("/")]
+    def list_objects(self, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
+        """The objects under ``prefix``, page by page as S3 lists them (not folder markers)."""
+        pages = self.s3.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": self.list_page_size}
+        )
+        for page in read_ahead(iter(pages)):
+            yield from (o for o in page.get("Contents", []) if not o["Key"].endswith("/"))
 
     def unchanged(self, obj: dict[str, Any], existing: dict[str, Any] | None) -> bool:
         if existing is None:
@@ -248,7 +298,7 @@ class S3ToZetaAlphaOperator(IngestJobOperator):
         document.update({k: v for k, v in optional.items() if v})
         return document
 
-    def object_batches(self, objects: list[dict[str, Any]], oversize: list[dict[str, str]], bucket: str):
+    def object_batches(self, objects: Iterable[dict[str, Any]], oversize: list[dict[str, str]], bucket: str):
         """Objects grouped by count and estimated request bytes; an object alone over the byte
         bound is reported in ``oversize`` rather than sent."""
         batch: list[dict[str, Any]] = []
@@ -274,7 +324,6 @@ class S3ToZetaAlphaOperator(IngestJobOperator):
     # --- IngestJobOperator -------------------------------------------------------------------------
     def submit(self, context: Context) -> list[str]:
         bucket, prefix = parse_s3_uri(self.s3_prefix, "s3_prefix")
-        objects = self.list_objects(bucket, prefix)
         existing = (
             {
                 d["document_id"]: d
@@ -283,20 +332,32 @@ class S3ToZetaAlphaOperator(IngestJobOperator):
             if self.sync
             else {}
         )
-        to_send = [
-            o for o in objects if not self.unchanged(o, existing.get(s3_document_id(bucket, o["Key"])))
-        ]
+        listed = {"objects": 0, "skipped": 0}
+        current: set[str] = set()  # sync only: what may not be deleted
+
+        def to_send() -> Iterator[dict[str, Any]]:
+            # Consumed as batches are built, so the first batch goes out after the first listing
+            # page and memory holds a few batches, not the folder.
+            for obj in self.list_objects(bucket, prefix):
+                listed["objects"] += 1
+                doc_id = s3_document_id(bucket, obj["Key"])
+                if self.sync:
+                    current.add(doc_id)
+                if self.unchanged(obj, existing.get(doc_id)):
+                    listed["skipped"] += 1
+                else:
+                    yield obj
+
         errors: list[dict[str, str]] = []
         sent, batch_errors = send_batches(
-            self.object_batches(to_send, errors, bucket),
+            self.object_batches(to_send(), errors, bucket),
             lambda batch: self.hook.ingest_documents([self.document(bucket, o) for o in batch]),
             lambda batch: [s3_document_id(bucket, o["Key"]) for o in batch],
             self.max_in_flight,
         )
         errors += batch_errors
         deleted: list[str] = []
-        if self.sync:
-            current = {s3_document_id(bucket, o["Key"]) for o in objects}
+        if self.sync:  # the listing is complete once every batch was sent
             stale = [doc_id for doc_id in existing if doc_id not in current]
             deleted, delete_errors = send_batches(
                 chunks(stale, self.batch_max_documents),
@@ -306,16 +367,16 @@ class S3ToZetaAlphaOperator(IngestJobOperator):
             )
             errors += delete_errors
         self.summary = {
-            "objects": len(objects),
+            "objects": listed["objects"],
             "sent": len(sent),
-            "skipped": len(objects) - len(to_send),
+            "skipped": listed["skipped"],
             "deleted": len(deleted),
             "failed": len(errors),
         }
         self.log.info("Zeta Alpha ingestion of %s: %s", self.s3_prefix, self.summary)
         if ti := context.get("ti"):
             ti.xcom_push(key="ingest_summary", value=self.summary)
-        raise_for_errors("documents", errors, len(to_send) + len(deleted))
+        raise_for_errors("documents", errors, listed["objects"] - listed["skipped"] + len(deleted))
         return sent
 
     def job_result(self, job_id: Any, snapshot: JobSnapshot | None, context: Context) -> Any:
