@@ -39,7 +39,7 @@ def status_table(waiter_name: str = "import_job_complete") -> StatusTable:
 IMPORT_JOB_STATUSES = status_table()
 
 
-def _max_attempts(client: Any) -> int:
+def max_attempts(client: Any) -> int:
     retries = client.meta.config.retries or {}
     if retries.get("total_max_attempts"):
         return int(retries["total_max_attempts"])
@@ -56,7 +56,7 @@ def with_provider_rules(client: Any) -> Any:
     - an error names the service, the HTTP status and the endpoint, not only the operation.
     """
     service_id = client.meta.service_model.service_id.hyphenize()
-    cap = _max_attempts(client)
+    cap = max_attempts(client)
     retry_after_max = RetryPolicy().retry_after_max
 
     def retry_after(response: Any = None, attempts: int = 0, **_: Any) -> float | None:

@@ -10,7 +10,7 @@ from airflow.providers.amazon.aws.triggers.base import AwsBaseWaiterTrigger
 from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_ingest.auth import AwsSigV4
-from airflow_provider_ingest.hooks.qconnect import IMPORT_JOB_STATUSES, SERVICE, QConnectHook, _max_attempts
+from airflow_provider_ingest.hooks.qconnect import IMPORT_JOB_STATUSES, SERVICE, QConnectHook, max_attempts
 from airflow_provider_ingest.http import AsyncApiClient, RetryPolicy, Timeouts, shared_async_client
 from airflow_provider_ingest.jobs import JobSnapshot
 from airflow_provider_ingest.triggers.base import wait_event
@@ -37,7 +37,7 @@ async def open_status_client(hook: QConnectHook) -> tuple[AsyncApiClient, dict[s
         endpoint, region = meta.endpoint_url, meta.region_name
         signing_name = meta.service_model.signing_name
         timeouts = Timeouts(connect=meta.config.connect_timeout, read=meta.config.read_timeout)
-        attempts = _max_attempts(client)
+        attempts = max_attempts(client)
     # Both may read the connection (a blocking call), so not on the triggerer's loop.
     session = await asyncio.to_thread(hook.get_session, region, True)
     verify = await asyncio.to_thread(lambda: hook.verify)
@@ -102,10 +102,12 @@ class QConnectImportJobTrigger(AwsBaseWaiterTrigger):
         params.pop("waiter_max_attempts", None)  # derived from the deadline, never frozen
         return path, params
 
-    async def snapshot(self, client: AsyncApiClient, options: dict[str, Any]) -> JobSnapshot:
+    def status_path(self) -> str:
         kb, job_id = quote(self.knowledge_base_id, safe=""), quote(self.import_job_id, safe="")
-        reply = await client.json("GET", f"knowledgeBases/{kb}/importJobs/{job_id}", **options)
-        job = reply.get("importJob") or {}
+        return f"knowledgeBases/{kb}/importJobs/{job_id}"
+
+    async def snapshot(self, client: AsyncApiClient, path: str, options: dict[str, Any]) -> JobSnapshot:
+        job = (await client.json("GET", path, **options)).get("importJob") or {}
         status = str(job.get("status") or "")
         return JobSnapshot(self.import_job_id, status, IMPORT_JOB_STATUSES.state_of(status))
 
@@ -113,10 +115,11 @@ class QConnectImportJobTrigger(AwsBaseWaiterTrigger):
         hook = self.hook()
         key = (QConnectHook, self.aws_conn_id, self.region_name, self.verify, repr(self.botocore_config))
         client, options = await shared_async_client(key, lambda: open_status_client(hook))
+        path = self.status_path()  # the same for every poll
         yield await wait_event(
             SERVICE,
             self.import_job_id,
-            lambda: self.snapshot(client, options),
+            lambda: self.snapshot(client, path, options),
             poll_interval=self.waiter_delay,
             deadline=self.deadline,
             log=self.log,
