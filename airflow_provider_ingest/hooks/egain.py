@@ -7,6 +7,7 @@ from typing import Any
 from airflow.sdk import Connection
 
 from airflow_provider_ingest.auth import OAuthClientCredentials
+from airflow_provider_ingest.exceptions import IngestApiError
 from airflow_provider_ingest.hooks.base import IngestHttpHook
 from airflow_provider_ingest.http import Auth
 from airflow_provider_ingest.jobs import JobSnapshot, StatusTable
@@ -74,11 +75,21 @@ class EgainHook(IngestHttpHook):
     def _start(self, path: str, body: dict[str, Any]) -> str:
         response = self.client.request("POST", path, json=body)
         location = response.headers.get("location")
-        if response.status_code != 202 or not location:
-            raise ValueError(
-                f"eGain POST {path}: expected 202 with a location header, got {response.status_code}"
-            )
-        return job_id_from_location(location)
+        try:
+            if response.status_code != 202 or not location:
+                raise ValueError(f"expected 202 with a location header, got {response.status_code}")
+            return job_id_from_location(location)
+        except ValueError as exc:
+            # The server accepted the call but its reply does not name the job: the outcome of the
+            # start is unknown (IngestApiError.outcome_unknown), not a bad input.
+            raise IngestApiError(
+                self.service,
+                "POST",
+                self.client.endpoint(self.client.url(path)),
+                response.status_code,
+                str(exc),
+                "MalformedReply",
+            ) from None
 
     def start_import(self, body: dict[str, Any]) -> str:
         """Start an import (body: ``dataSource``, ``operation``, optional ``scheduleTime``); the job id."""
