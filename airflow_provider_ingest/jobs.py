@@ -230,9 +230,12 @@ class StartLedger:
         return self.store.get(self.key)
 
     def pending(self) -> dict[str, Any] | None:
-        """The intent of a start call whose job id was never stored, if any."""
+        """The intent of a start call whose job id was never stored, if any. An intent whose call
+        did store an id (the worker died before the intent was removed) is not pending."""
         intent = self.store.get(f"{self.key}.intent")
-        return intent if isinstance(intent, dict) else None
+        if not isinstance(intent, dict) or intent.get("replaces") != self.job_id():
+            return None
+        return intent
 
     def begin(self, digest: str, **facts: Any) -> dict[str, Any]:
         intent = {"at": time.time(), "digest": digest, "replaces": self.job_id(), **facts}

@@ -181,9 +181,10 @@ def test_dag_run_ingests_once_and_reports_metrics(airflow_db, polaris, data, mod
 @pytest.mark.parametrize("mode", ["poke", "deferred"])
 def test_retry_reattaches_to_the_first_tries_job(airflow_db, polaris, data, mode):
     ensure(polaris)
-    # The first status poll after submission fails hard, failing try 1 after the job started.
-    # a transient error beyond the request budget fails try 1 (a 400 would be final: no retry)
-    polaris.add_fault(action="status", status=503, retry_after="0", method="GET", path=r"/jobs/[^/]+$", times=5)
+    # The first status polls after submission fail beyond the request budget, failing try 1 after
+    # the job started; a transient 503, since a 400 would be final (no retry).
+    unavailable = {"action": "status", "status": 503, "retry_after": "0"}
+    polaris.add_fault(method="GET", path=r"/jobs/[^/]+$", times=5, **unavailable)
     run, tis = run_dag(f"test_polaris_{mode}", {"prefixes": [PREFIX]})
     assert run.state == "success"
     assert tis["ingest"].try_number == 2

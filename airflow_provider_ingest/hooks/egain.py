@@ -9,7 +9,7 @@ from airflow.sdk import Connection
 from airflow_provider_ingest.auth import OAuthClientCredentials
 from airflow_provider_ingest.exceptions import IngestApiError
 from airflow_provider_ingest.hooks.base import IngestHttpHook
-from airflow_provider_ingest.http import Auth
+from airflow_provider_ingest.http import Auth, needs
 from airflow_provider_ingest.jobs import JobSnapshot, StatusTable
 
 EGAIN_STATUSES = StatusTable.of(
@@ -18,6 +18,7 @@ EGAIN_STATUSES = StatusTable.of(
     running={"scheduled", "in progress"},
 )
 DEFAULT_SCOPE = "knowledge.contentmgr.manage"
+STATUS_REPLY = needs("status")  # a status reply without one is malformed, not an unknown status
 API_PREFIX = "knowledge/contentmgr/v4"
 
 
@@ -100,14 +101,15 @@ class EgainHook(IngestHttpHook):
         return self._start("import/content/validate", {"dataSource": data_source})
 
     def get_status(self, job_id: str) -> dict[str, Any]:
-        return self.client.json("GET", f"import/content/{job_id}/status")
+        return self.client.json("GET", f"import/content/{job_id}/status", shape=STATUS_REPLY)
 
     def job_snapshot(self, job_id: str) -> JobSnapshot:
         return egain_snapshot(job_id, self.get_status(job_id))
 
     async def ajob_snapshot(self, job_id: str) -> JobSnapshot:
-        body = await (await self.aclient()).json("GET", f"import/content/{job_id}/status")
-        return egain_snapshot(job_id, body or {})
+        client = await self.aclient()
+        body = await client.json("GET", f"import/content/{job_id}/status", shape=STATUS_REPLY)
+        return egain_snapshot(job_id, body)
 
     # Canceling twice is harmless: a lost reply may be retried.
     def cancel_job(self, job_id: str) -> None:
