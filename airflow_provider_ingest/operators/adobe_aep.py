@@ -67,7 +67,15 @@ class S3ToAdobeAepOperator(IngestJobOperator):
     hook_class = AdobeAepHook
     trigger_class = AdobeAepBatchTrigger
     external_id_key = BATCH_KEY
-    template_fields = ("s3_prefix", "s3_keys", "dataset_id", "input_format", "file_name_template")
+    template_fields = (
+        "s3_prefix",
+        "s3_keys",
+        "dataset_id",
+        "input_format",
+        "file_name_template",
+        "small_file_max_bytes",
+        "chunk_size",
+    )
 
     def __init__(
         self,
@@ -245,5 +253,6 @@ class S3ToAdobeAepOperator(IngestJobOperator):
     def job_result(self, job_id: Any, snapshot: JobSnapshot | None, context: Context) -> Any:
         summary = self.summary
         if not summary and (ti := context.get("ti")):  # resumed after deferral: pushed before
-            summary = ti.xcom_pull(task_ids=ti.task_id, key="upload_summary") or {}
+            # this map index's own summary (a mapped task's pull would otherwise get every index's)
+            summary = ti.xcom_pull(task_ids=ti.task_id, key="upload_summary", map_indexes=ti.map_index) or {}
         return {"batch_id": job_id, **{k: summary.get(k) for k in ("files", "rows", "bytes")}}

@@ -64,7 +64,7 @@ class EgainStartImportOperator(IngestJobOperator):
     trigger_class = EgainImportJobTrigger
     external_id_key = "egain_import_job_id"
     how_to_check = "the eGain AI Knowledge Hub's import jobs (Content Manager, Import)"
-    template_fields = ("s3_path", "region", "schedule_time", "operation", "validate_first")
+    template_fields = ("s3_path", "region", "schedule_time", "operation", "validate_first", "allow_partial")
 
     def __init__(
         self,

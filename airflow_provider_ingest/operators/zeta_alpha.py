@@ -382,7 +382,7 @@ class S3ToZetaAlphaOperator(IngestJobOperator):
     def job_result(self, job_id: Any, snapshot: JobSnapshot | None, context: Context) -> Any:
         summary = self.summary
         if not summary and (ti := context.get("ti")):  # resumed after deferral: pushed before
-            summary = ti.xcom_pull(task_ids=ti.task_id, key="ingest_summary") or {}
+            summary = ti.xcom_pull(task_ids=ti.task_id, key="ingest_summary", map_indexes=ti.map_index) or {}
         return {
             "document_ids": job_id,
             **{k: summary.get(k) for k in ("sent", "skipped", "deleted")},
