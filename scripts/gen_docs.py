@@ -14,6 +14,7 @@ What is generated, each between HTML-comment markers a Markdown renderer does no
   from the hooks' :class:`~airflow_provider_ingest.jobs.StatusTable` objects.
 - ``<!-- conn:CONN_ID:start -->`` / ``...:end -->``: an ``AIRFLOW_CONN_*`` example of each
   connection in JSON and in URI form (the URI built by Airflow's own ``Connection.get_uri``).
+- ``<!-- fakes:tunables:start -->`` / ``...:end -->``: the local fakes' tunable timings.
 
 Which page holds a class: the service module's page (``operators/polaris.py`` ->
 ``docs/polaris.md``); the shared bases (``*/base.py``) are on ``docs/reliability.md``.
@@ -58,7 +59,7 @@ AIRFLOW_BASES = {
 # docstrings): the amazon provider's AWS bases.
 MERGED_FOREIGN = ("airflow.providers.amazon.",)
 MARKER = re.compile(
-    r"<!-- (?P<kind>params|statuses|conn):(?P<name>[\w.-]+):start -->\n"
+    r"<!-- (?P<kind>params|statuses|conn|fakes):(?P<name>[\w.-]+):start -->\n"
     r"(?P<body>.*?)<!-- (?P=kind):(?P=name):end -->",
     re.S,
 )
@@ -376,10 +377,25 @@ def connection_markdown(conn_id: str, spec: dict[str, Any]) -> str:
     return (
         "As JSON:\n\n```bash\n"
         f"export {var}='{json.dumps(spec)}'\n```\n\n"
-        "As a URI (Airflow's own `Connection.get_uri()` of the same connection; "
-        "`https://` is the default scheme):\n\n```bash\n"
+        "As a URI (Airflow's own `Connection.get_uri()` of the same connection"
+        + ("; the hook adds `https://` to a host without a scheme" if spec.get("host") else "")
+        + "):\n\n```bash\n"
         f"export {var}='{connection_uri(conn_id, spec)}'\n```\n"
     )
+
+
+# --- fakes ------------------------------------------------------------------------------------
+def fakes_markdown() -> str:
+    """Each fake's connection id and tunable timings with their defaults, from the classes."""
+    from airflow_provider_ingest.testing import FAKES
+
+    lines = ["| fake | connection it answers | tunable timings (default) |", "|---|---|---|"]
+    for fake in FAKES:
+        params = inspect.signature(fake.__init__).parameters
+        tunables = ", ".join(f"`{name}` ({params[name].default!r} s)" for name in fake.tunables)
+        conn = f"`{fake.conn_id}`" if fake.conn_id else "`aws_default` (`service_config`)"
+        lines.append(f"| `{fake.__name__}` | {conn} | {tunables or 'none'} |")
+    return "\n".join(lines) + "\n"
 
 
 # --- pages ------------------------------------------------------------------------------------
@@ -393,6 +409,7 @@ def expected_sections() -> tuple[dict[str, dict[tuple[str, str], str]], list[str
         pages.setdefault(page_of(cls), {})[("params", cls.__name__)] = params_table(doc)
     for name, (module, table) in status_tables().items():
         pages.setdefault(PAGES[module], {})[("statuses", name)] = status_table_markdown(table)
+    pages.setdefault("fakes.md", {})[("fakes", "tunables")] = fakes_markdown()
     for conn_id, spec in EXAMPLE_CONNECTIONS.items():
         pages.setdefault(CONNECTION_PAGES[conn_id], {})[("conn", conn_id)] = connection_markdown(
             conn_id, spec
