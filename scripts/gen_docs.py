@@ -250,12 +250,15 @@ def render_type(annotation: Any) -> str:
     return code(text)
 
 
-def class_doc(cls: type) -> ClassDoc:
+def class_doc(cls: type, own: tuple[str, ...] = (PACKAGE,)) -> ClassDoc:
+    """The parameter rows of ``cls``, and its documentation problems. ``own``: the modules whose
+    classes must document every parameter (the rest of the MRO up to Airflow's bases is merged
+    only where its docstrings document a parameter)."""
     doc = ClassDoc(cls)
     seen: set[str] = set()
     consumed: set[str] = set()
     for klass in cls.__mro__:
-        ours = klass.__module__.startswith(PACKAGE)
+        ours = klass.__module__.startswith(own)
         foreign = klass.__module__.startswith(MERGED_FOREIGN)
         if not ours and not foreign:
             if klass.__name__ in AIRFLOW_BASES and not doc.footer:
