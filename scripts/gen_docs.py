@@ -519,22 +519,23 @@ def broken_links(files: list[Path] | None = None, root: Path = ROOT) -> list[str
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 on any drift")
+    parser.add_argument("--root", type=Path, default=ROOT, help="the repository (README.md, docs/)")
     args = parser.parse_args(argv)
-    results, problems = generate()
-    problems += broken_links()
+    results, problems = generate(args.root / "docs")
+    problems += broken_links(root=args.root)
     drift = [path for path, (current, new) in results.items() if current != new]
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
     if args.check:
         for path in drift:
             print(
-                f"drift: {path.relative_to(ROOT)} differs from the code; run scripts/gen_docs.py",
+                f"drift: {path.relative_to(args.root)} differs from the code; run scripts/gen_docs.py",
                 file=sys.stderr,
             )
         return 1 if drift or problems else 0
     for path in drift:
         path.write_text(results[path][1])
-        print(f"rewrote {path.relative_to(ROOT)}")
+        print(f"rewrote {path.relative_to(args.root)}")
     return 1 if problems else 0
 
 

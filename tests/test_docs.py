@@ -56,6 +56,8 @@ def test_every_public_class_documents_every_parameter():
 def test_check_mode_exits_non_zero_on_drift(tmp_path, capsys):
     docs = tmp_path / "docs"
     shutil.copytree(ROOT / "docs", docs)
+    shutil.copy(ROOT / "README.md", tmp_path / "README.md")
+    assert gen_docs.main(["--check", "--root", str(tmp_path)]) == 0
     page = docs / "polaris.md"
     text = page.read_text()
     # a parameter renamed in the code without regenerating looks, to the page, like this edit
@@ -64,6 +66,10 @@ def test_check_mode_exits_non_zero_on_drift(tmp_path, capsys):
     results, problems = gen_docs.generate(docs)
     assert [path.name for path, (current, new) in results.items() if current != new] == ["polaris.md"]
     assert problems == []
+    assert gen_docs.main(["--check", "--root", str(tmp_path)]) == 1
+    assert "drift: docs/polaris.md differs from the code" in capsys.readouterr().err
+    assert gen_docs.main(["--root", str(tmp_path)]) == 0  # rewrites the page
+    assert page.read_text() == text
     # a section removed from a page is reported by name
     page.write_text(re.sub(r"<!-- params:PolarisJobSensor:start -->.*?:end -->\n", "", text, flags=re.S))
     _, problems = gen_docs.generate(docs)
@@ -235,3 +241,36 @@ def test_write_table_fills_only_its_section(tmp_path):
     assert outside(text) == outside(original)
     with pytest.raises(ValueError, match=r"expected one '<!-- bench:nope:start -->'"):
         bench_common.write_table("nope", "| x |", "cmd", page)
+
+
+def test_the_documented_fakes_command_writes_its_env_file_into_a_new_folder(tmp_path):
+    """docs/fakes.md: ``airflow-ingest-fakes --env-file .local/fakes.env &`` in a fresh clone,
+    where ``.local/`` does not exist yet."""
+    import subprocess
+
+    env_file = tmp_path / ".local" / "fakes.env"
+    script = Path(sys.executable).parent / "airflow-ingest-fakes"
+    proc = subprocess.Popen(
+        [str(script), "--env-file", str(env_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        output = []
+        for line in proc.stdout:  # the command announces the file once it is written
+            output.append(line)
+            if line.startswith("wrote "):
+                break
+        assert output and output[-1].startswith("wrote "), "".join(output)
+        names = {line.split("=", 1)[0] for line in env_file.read_text().splitlines()}
+        assert {
+            "export AIRFLOW_CONN_AWS_DEFAULT",
+            "export AIRFLOW_CONN_POLARIS_DEFAULT",
+            "export AIRFLOW_CONN_EGAIN_DEFAULT",
+            "export AIRFLOW_CONN_ZETA_ALPHA_DEFAULT",
+            "export AIRFLOW_CONN_ADOBE_AEP_DEFAULT",
+        } <= names
+    finally:
+        proc.terminate()
+        proc.wait(30)
