@@ -62,6 +62,23 @@ class S3ToAdobeAepOperator(IngestJobOperator):
     abort the batch, so nothing half-written is promoted.
 
     Returns ``{"batch_id", "files", "rows", "bytes"}``.
+
+    :param dataset_id: The AEP dataset to load (templated).
+    :param s3_prefix: ``s3://bucket/prefix``: every object under it is loaded (templated). Give
+        exactly one of ``s3_prefix`` and ``s3_keys``.
+    :param s3_keys: ``s3://bucket/key`` URIs of the objects to load (templated).
+    :param input_format: ``csv``, ``json`` (JSON lines) or ``parquet`` (templated).
+    :param file_name_template: The name of each uploaded file, with ``{stem}`` (the key's base
+        name without extension) and/or ``{index}`` (its position) (templated).
+    :param validate_schema: Check every file's columns against the dataset's XDM schema before
+        the batch is created.
+    :param small_file_max_bytes: Files up to this size go in one PUT; larger ones through the
+        large-file API.
+    :param chunk_size: Bytes per chunk of the large-file API (one chunk is held in memory).
+    :param block_size: Bytes pyarrow reads per block when converting CSV or JSON lines; bounds
+        the worker's memory.
+    :param adobe_aep_conn_id: The Airflow connection to Adobe Experience Platform.
+    :param aws_conn_id: The Airflow AWS connection used to read the objects.
     """
 
     hook_class = AdobeAepHook

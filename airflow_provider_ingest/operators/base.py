@@ -228,6 +228,25 @@ class IngestJobOperator(ExactlyOnceJobMixin, BaseOperator):
     after the id is stored, so the deferrable path is just as safe.
 
     Subclasses set ``hook_class`` / ``trigger_class`` and implement ``validate`` and ``submit``.
+
+    :param conn_id: The Airflow connection of the service (subclasses take it as
+        ``<service>_conn_id`` with the service's default connection id).
+    :param wait_for_completion: Wait until the remote job ends, and fail the task when the job
+        fails. With ``False`` the task returns right after the start call (the job id is stored
+        all the same, so a retry re-attaches instead of starting a second job).
+    :param deferrable: Wait in the triggerer instead of holding a worker slot. The default is
+        Airflow's ``[operators] default_deferrable`` setting (``False`` unless configured).
+    :param poll_interval: Seconds between two status reads while waiting.
+    :param timeout: Seconds the wait may last, counted from the job's start and kept across
+        retries (a retry that re-attaches does not get a fresh timeout). Past it the task fails
+        with ``IngestJobTimeout``.
+    :param cancel_on_kill: Cancel the remote job when the task is killed (marked failed, cleared,
+        ``execution_timeout``), also while deferred. Services whose API cannot cancel leave it.
+    :param cancel_on_timeout: Cancel the remote job when ``timeout`` passes, before failing, where
+        the API can cancel; ``False`` leaves it running.
+    :param resubmit_on_unknown_start: When the start call's reply was lost and the job it may have
+        made cannot be found, start the job again instead of failing without retrying
+        (``IngestStartUnknown``). Only for jobs where a duplicate does no harm.
     """
 
     hook_class: ClassVar[type]

@@ -58,6 +58,20 @@ class EgainStartImportOperator(IngestJobOperator):
 
     Returns ``{"job_id", "status", "results"}``. A ``Successful`` job that reports errors fails
     the task unless ``allow_partial=True``.
+
+    :param s3_path: The folder to import, ``s3://bucket/folder/`` with the trailing ``/``, laid
+        out in eGain's import format (templated). It must hold at least one object.
+    :param region: The AWS region of the bucket (templated).
+    :param operation: ``import`` (new content) or ``reimport`` (templated).
+    :param schedule_time: When eGain should run the job, a future UTC instant: a ``datetime``
+        with UTC tzinfo or ISO 8601 text such as ``2026-03-01T10:00:00Z`` (templated). ``None``
+        starts it at once. A naive, non-UTC or past value fails before any call.
+    :param validate_first: Run an eGain validation job on the folder first and stop, naming its
+        errors, before importing anything (templated).
+    :param allow_partial: Let a ``Successful`` job that reports errors pass.
+    :param egain_conn_id: The Airflow connection to eGain.
+    :param aws_conn_id: The Airflow AWS connection whose long-lived access key id and secret are
+        handed to eGain to read the folder (masked; temporary credentials are refused).
     """
 
     hook_class = EgainHook

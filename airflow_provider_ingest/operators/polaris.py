@@ -41,6 +41,14 @@ class PolarisEnsureS3ConnectionOperator(BaseOperator):
 
     Idempotent: reruns reuse the connection; a same-named connection with other settings fails,
     naming the fields that differ, rather than ingesting from the wrong bucket. Returns the name.
+
+    :param name: Name of the Polaris connection (templated); jobs refer to it as ``connection_name``.
+    :param bucket: The S3 bucket Polaris reads (templated).
+    :param aws_assumed_role_arn: The IAM role Polaris assumes to read the bucket,
+        ``arn:aws:iam::<account>:role/<name>`` (templated).
+    :param aws_endpoint: The S3 endpoint of the bucket's region (templated).
+    :param prefix: Only keys under this prefix are readable through the connection (templated).
+    :param polaris_conn_id: The Airflow connection to Polaris.
     """
 
     template_fields = ("name", "bucket", "prefix", "aws_endpoint", "aws_assumed_role_arn")
@@ -111,6 +119,33 @@ class PolarisStartIngestionJobOperator(IngestJobOperator):
     and, without ``mappings``, maps every column as itself and ``__time`` from ``time_column``.
 
     Returns the job id; the job's row totals are pushed as the XCom ``metrics``.
+
+    :param table_name: The Polaris table to load (templated).
+    :param connection_name: The Polaris S3 connection to read through (templated), e.g. the name
+        ``PolarisEnsureS3ConnectionOperator`` returns.
+    :param uris: ``s3://bucket/key`` URIs of the objects to read (templated). Give exactly one of
+        ``uris``, ``prefixes``, ``objects`` and ``pattern``.
+    :param prefixes: Key prefixes in the connection's bucket; every object under them is read
+        (templated).
+    :param objects: Keys in the connection's bucket (templated).
+    :param pattern: A glob over the keys in the connection's bucket, e.g. ``events/*.json.gz``
+        (templated).
+    :param format_settings: Polaris ``formatSettings`` (templated): ``format`` is one of
+        ``nd-json``, ``csv``, ``parquet``, ``orc``, ``avro_ocf``; TSV is ``csv`` with
+        ``"delimiter": "\\t"``. ``None`` means ``{"format": "nd-json"}``.
+    :param input_schema: The job's ``inputSchema``, a list of ``{"name", "dataType"}``
+        (``string``, ``long``, ``double``, ``float``, ``json``) (templated). ``None`` infers it
+        from the first selected object (``nd-json``, ``csv`` and ``parquet`` only; gzip is read).
+    :param mappings: The job's ``mappings``, a list of ``{"columnName", "expression"}`` that must
+        map ``__time`` (templated). ``None`` maps every input column as itself and ``__time`` from
+        ``time_column``.
+    :param ingestion_mode: ``append`` or ``replace`` (templated).
+    :param create_table_if_not_exists: Let the job create ``table_name``.
+    :param time_column: The input column ``__time`` is parsed from when ``mappings`` is ``None``:
+        ``TIME_PARSE`` for strings, ``MILLIS_TO_TIMESTAMP`` for longs.
+    :param polaris_conn_id: The Airflow connection to Polaris.
+    :param aws_conn_id: The Airflow AWS connection used to read the sample object for schema
+        inference (Polaris itself reads through its own connection's role).
     """
 
     hook_class = PolarisHook

@@ -9,7 +9,11 @@ from airflow_provider_ingest.triggers.adobe_aep import AdobeAepBatchTrigger
 
 class AdobeAepBatchSensor(IngestJobSensor):
     """Waits for an AEP batch: ``success``/``active`` succeed; ``failed``, ``aborted``,
-    ``abandoned``, ``inactive`` fail with the batch's recorded errors."""
+    ``abandoned``, ``inactive`` fail with the batch's recorded errors.
+
+    :param batch_id: The batch id (templated), e.g. from the operator's ``batch_id``.
+    :param adobe_aep_conn_id: The Airflow connection to Adobe Experience Platform.
+    """
 
     hook_class = AdobeAepHook
     trigger_class = AdobeAepBatchTrigger

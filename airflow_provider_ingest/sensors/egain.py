@@ -8,7 +8,11 @@ from airflow_provider_ingest.triggers.egain import EgainImportJobTrigger
 
 
 class EgainImportJobSensor(IngestJobSensor):
-    """Waits for an eGain import job, given its id or the ``location`` the start call returned."""
+    """Waits for an eGain import job, given its id or the ``location`` the start call returned.
+
+    :param job_id: The import job id, or the ``location`` path the start call returned (templated).
+    :param egain_conn_id: The Airflow connection to eGain.
+    """
 
     hook_class = EgainHook
     trigger_class = EgainImportJobTrigger

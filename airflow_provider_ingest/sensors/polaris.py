@@ -8,7 +8,11 @@ from airflow_provider_ingest.triggers.polaris import PolarisJobTrigger
 
 
 class PolarisJobSensor(IngestJobSensor):
-    """Waits for a Polaris job (``job_id``) to complete; fails with the job's health message."""
+    """Waits for a Polaris job (``job_id``) to complete; fails with the job's health message.
+
+    :param job_id: The Polaris job id (templated), e.g. the start operator's return value.
+    :param polaris_conn_id: The Airflow connection to Polaris.
+    """
 
     hook_class = PolarisHook
     trigger_class = PolarisJobTrigger

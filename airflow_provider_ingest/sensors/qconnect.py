@@ -23,7 +23,14 @@ def check_import_job(hook: QConnectHook, job: dict[str, Any]) -> bool:
 
 
 class QConnectImportJobSensor(AwsBaseSensor[QConnectHook]):
-    """Waits for an import job to be COMPLETE; a FAILED job raises with its failed records."""
+    """Waits for an import job to be COMPLETE; a FAILED job raises with its failed records.
+
+    :param knowledge_base_id: The knowledge base the job imports into (templated).
+    :param import_job_id: The import job id (templated), e.g. the operator's return value.
+    :param deferrable: Wait in the triggerer instead of holding a worker slot. The default is
+        Airflow's ``[operators] default_deferrable`` setting (``False`` unless configured).
+    :param poll_interval: Seconds between two status reads (also the sensor's ``poke_interval``).
+    """
 
     aws_hook_class = QConnectHook
     template_fields = ("knowledge_base_id", "import_job_id", "aws_conn_id", "region_name")

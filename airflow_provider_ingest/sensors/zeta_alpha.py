@@ -13,6 +13,9 @@ class ZetaAlphaDocumentsSensor(IngestJobSensor):
     ``indexed`` and ``indexed_update`` succeed (and ``ingested`` for a document that is not
     indexable); ``failed``, ``quarantined``, ``quarantine_failed`` and ``not_found`` fail, naming
     the documents and their error codes, once no document is still in progress.
+
+    :param document_ids: The document ids to wait for (templated).
+    :param zeta_alpha_conn_id: The Airflow connection to Zeta Alpha.
     """
 
     hook_class = ZetaAlphaHook
