@@ -203,6 +203,8 @@ def test_a_failing_branch_reports_its_reason_and_the_others_succeed(deployment):
 
     states = deployment.wait(settled, "the faulted run's branches")
     assert states["qconnect_import"] == "success" and states["zeta_alpha_ingest"] == "success", states
+    # a 400 is final: the task fails on its first try, without Airflow's retries
+    assert states["egain_import"] == "failed", states
     log = deployment.task_log("s3_to_knowledge_base", run_id, "egain_import")
     reason = "/knowledge/contentmgr/v4/import/content failed: HTTP 400 [Injected]: injected fault"
     assert "eGain POST http://" in log and reason in log, log[-3000:]
