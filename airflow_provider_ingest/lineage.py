@@ -21,6 +21,7 @@ operator module only names its mixin:
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import Asset, AssetAlias
@@ -97,7 +98,22 @@ def operator_lineage(inputs: list[Any], outputs: list[Any]):
 
 
 # --- the shared mixin -----------------------------------------------------------------------------
-class IngestLineageMixin:
+class HookedMixin:
+    """An operator class may define a method itself, and a mixin's method of that name would then
+    never run; so each class taking this mixin gets the methods in ``lineage_hooks`` wrapped when it
+    is created: ``{method: hook}``, the hook called as ``hook(original, *args, **kwargs)``."""
+
+    lineage_hooks: ClassVar[dict[str, str]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        for name, hook in cls.lineage_hooks.items():
+            original = getattr(cls, name, None)
+            if original is not None and getattr(original, "_lineage_hook", None) != hook:
+                setattr(cls, name, _hooked(original, hook))
+
+
+class IngestLineageMixin(HookedMixin):
     """Subclasses set ``scheme`` and ``operator_extra_links`` and implement ``destination``,
     ``link_params``, ``landed`` and ``inputs``."""
 
@@ -137,6 +153,12 @@ class IngestLineageMixin:
         return {}
 
     # hooks into the operator's run ---------------------------------------------------------------
+    lineage_hooks = {
+        "execute": "_hook_execute",
+        "execute_complete": "_hook_execute",
+        "poll_until_complete": "_hook_poll",
+    }
+
     def persist_link(self, context: Context, job_id: Any) -> None:
         if self._link_persisted or job_id is None:
             return
@@ -146,19 +168,18 @@ class IngestLineageMixin:
         except Exception:  # a link is a convenience: it never fails the task
             self.log.warning("Could not record the console link for %s", job_id, exc_info=True)
 
-    def poll_until_complete(self, external_id: Any, context: Context) -> Any:
+    def _hook_poll(self, original: Any, *args: Any, **kwargs: Any) -> Any:
+        external_id, context = _args(args, kwargs, "external_id", "context")
         self.persist_link(context, external_id)
-        return super().poll_until_complete(external_id, context)
+        return original(self, *args, **kwargs)
 
-    def execute(self, context: Context) -> Any:
-        return self._after_landing(super().execute(context), context)
-
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
-        return self._after_landing(super().execute_complete(context, event), context)
+    def _hook_execute(self, original: Any, *args: Any, **kwargs: Any) -> Any:
+        (context,) = _args(args, kwargs, "context")
+        return self._after_landing(original(self, *args, **kwargs), context)
 
     def _after_landing(self, result: Any, context: Context) -> Any:
-        if not self.wait_for_completion:
-            return result  # the job runs on: nothing has landed yet
+        if not self.wait_for_completion or self.landing is not None:
+            return result  # the job runs on (nothing has landed yet), or this was recorded already
         self.landing = self.landed(result, context)
         self.persist_link(context, self.landing.get("job_id") or self.landing.get("batch_id"))
         asset = self.destination()
@@ -175,6 +196,20 @@ class IngestLineageMixin:
     def get_openlineage_facets_on_complete(self, task_instance: Any):
         facets = self.output_facets() if self.landing else {}
         return operator_lineage(self.inputs(), [output_dataset(self.destination(), **facets)])
+
+
+def _args(args: tuple, kwargs: dict[str, Any], *names: str) -> list[Any]:
+    """The named leading arguments of a call, given by position or by keyword."""
+    return [args[i] if i < len(args) else kwargs.get(name) for i, name in enumerate(names)]
+
+
+def _hooked(original: Any, hook: str) -> Any:
+    @functools.wraps(original)
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self, hook)(original, *args, **kwargs)
+
+    method._lineage_hook = hook
+    return method
 
 
 def _metric(value: Any) -> int | None:
@@ -258,17 +293,25 @@ class AdobeAepLineage(IngestLineageMixin):
             "batch_id": job_id,
         }
 
-    def stage_parquet(self, bucket: str, key: str, local: Any, stop: Any) -> int:
-        rows = super().stage_parquet(bucket, key, local, stop)
+    lineage_hooks = {
+        **IngestLineageMixin.lineage_hooks,
+        "stage_parquet": "_hook_stage_parquet",
+        "submit": "_hook_submit",
+    }
+
+    def _hook_stage_parquet(self, original: Any, *args: Any, **kwargs: Any) -> int:
+        rows = original(self, *args, **kwargs)
+        (local,) = _args(args[2:], kwargs, "local")
         if self._parquet_schema is None:  # the schema of what is uploaded: the first staged file's
             import pyarrow.parquet as pq
 
             self._parquet_schema = [(f.name, str(f.type)) for f in pq.read_schema(local.name)]
         return rows
 
-    def submit(self, context: Context) -> Any:
-        batch_id = super().submit(context)
-        if self._parquet_schema and (ti := context.get("ti")):
+    def _hook_submit(self, original: Any, *args: Any, **kwargs: Any) -> Any:
+        batch_id = original(self, *args, **kwargs)
+        (context,) = _args(args, kwargs, "context")
+        if self._parquet_schema and hasattr(context, "get") and (ti := context.get("ti")):
             ti.xcom_push(key=PARQUET_SCHEMA_KEY, value=[list(f) for f in self._parquet_schema])
         return batch_id
 
@@ -397,20 +440,25 @@ class QConnectLineage(IngestLineageMixin):
 
 
 # --- sensors: links only --------------------------------------------------------------------------
-class SensorLinkMixin:
+class SensorLinkMixin(HookedMixin):
     """Records the console link of the job the sensor waits for, before it waits."""
 
     link_class: ClassVar[type]
+    lineage_hooks = {"execute": "_hook_sensor_execute"}
 
     def link_params(self) -> dict[str, Any]:
         raise NotImplementedError
 
-    def execute(self, context: Context) -> Any:
+    def persist_sensor_link(self, context: Context) -> None:
+        self.link_class.persist(context, **self.link_params())
+
+    def _hook_sensor_execute(self, original: Any, *args: Any, **kwargs: Any) -> Any:
+        (context,) = _args(args, kwargs, "context")
         try:
-            self.link_class.persist(context, **self.link_params())
-        except Exception:
+            self.persist_sensor_link(context)
+        except Exception:  # a link is a convenience: it never fails the task
             self.log.warning("Could not record the console link", exc_info=True)
-        return super().execute(context)
+        return original(self, *args, **kwargs)
 
     def connection(self) -> Connection:
         from airflow.sdk import BaseHook
@@ -455,10 +503,10 @@ class ZetaAlphaSensorLinks(SensorLinkMixin):
         return ZetaAlphaLineage.link_params(self, self.job_id)
 
 
-class QConnectSensorLinks:
+class QConnectSensorLinks(SensorLinkMixin):
     operator_extra_links = (QConnectKnowledgeBaseLink(),)
 
-    def execute(self, context: Context) -> Any:
+    def persist_sensor_link(self, context: Context) -> None:
         QConnectKnowledgeBaseLink.persist(
             context=context,
             operator=self,
@@ -467,4 +515,3 @@ class QConnectSensorLinks:
             knowledge_base_id=self.knowledge_base_id,
             import_job_id=self.import_job_id,
         )
-        return super().execute(context)
