@@ -364,12 +364,14 @@ def queued_for(dag_id: str) -> int:
 @pytest.fixture
 def downstream_dag_active(airflow_db):
     """on_table_loaded known to the metadata DB and unpaused, with nothing queued for it yet."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
     from airflow.models.asset import AssetDagRunQueue
     from airflow.models.dag import DagModel
     from airflow.utils.session import create_session
     from conftest import ROOT
 
+    DagBundlesManager().sync_bundles_to_db()
     bag = DagBag(dag_folder=str(ROOT / "tests" / "dags" / "lineage_jobs.py"))
     sync_bag_to_db(bag, "dags-folder", None)
     with create_session() as session:
