@@ -29,6 +29,17 @@ CONNECTION_TYPES: list[dict[str, Any]] = [
                 "description": "Polaris project id; every URL is /v1/projects/PROJECT_ID/...",
                 "schema": {"type": "string"},
             },
+            "organization": {
+                "label": "Organization",
+                "description": "ORGANIZATION.REGION.CLOUD naming the asset (imply-polaris://...); "
+                "empty: taken from an *.api.imply.io host. Set it for a proxy or private endpoint",
+                "schema": {"type": ["string", "null"]},
+            },
+            "console_url": {
+                "label": "Console URL",
+                "description": "Polaris UI for the task's job link; empty: https://ORGANIZATION.app.imply.io",
+                "schema": {"type": ["string", "null"]},
+            },
         },
     },
     {
@@ -50,6 +61,12 @@ CONNECTION_TYPES: list[dict[str, Any]] = [
                 "label": "Scope",
                 "description": "OAuth scope; default knowledge.contentmgr.manage",
                 "schema": {"type": ["string", "null"], "default": "knowledge.contentmgr.manage"},
+            },
+            "tenant": {
+                "label": "Tenant",
+                "description": "eGain tenant whose knowledge base the imports fill; names the asset "
+                "egain://HOST/TENANT (default: default)",
+                "schema": {"type": ["string", "null"]},
             },
         },
     },
@@ -120,6 +137,11 @@ CONNECTION_TYPES.append(
                 "description": "comma-separated OAuth scopes",
                 "schema": {"type": ["string", "null"]},
             },
+            "console_url": {
+                "label": "Console URL",
+                "description": "Experience Platform UI for the batch link; default https://experience.adobe.com",
+                "schema": {"type": ["string", "null"]},
+            },
         },
     }
 )
@@ -141,6 +163,37 @@ def _modules(kind: str) -> list[dict[str, Any]]:
     ]
 
 
+# One URI scheme per destination (see assets.py): a sanitizing handler, a factory and an
+# OpenLineage converter each. Written out as strings: Airflow imports them only when needed.
+ASSET_SCHEMES = [
+    ("imply-polaris", "polaris"),
+    ("adobe-aep", "aep"),
+    ("egain", "egain"),
+    ("qconnect", "qconnect"),
+    ("zeta-alpha", "zeta_alpha"),
+]
+ASSET_URIS: list[dict[str, Any]] = [
+    {
+        "schemes": [scheme],
+        "handler": f"{PACKAGE}.assets.sanitize_{name}_uri",
+        "factory": f"{PACKAGE}.assets.create_{name}_asset",
+        "to_openlineage_converter": f"{PACKAGE}.assets.convert_asset_to_openlineage",
+    }
+    for scheme, name in ASSET_SCHEMES
+]
+# Operator extra links to each vendor's console (see links.py).
+EXTRA_LINKS = [
+    f"{PACKAGE}.links.{name}"
+    for name in (
+        "PolarisJobLink",
+        "AdobeAepBatchLink",
+        "EgainImportJobLink",
+        "QConnectKnowledgeBaseLink",
+        "ZetaAlphaDocumentsLink",
+    )
+]
+
+
 def connection_type(conn_type: str) -> dict[str, Any]:
     return next(c for c in CONNECTION_TYPES if c["connection-type"] == conn_type)
 
@@ -158,4 +211,6 @@ def get_provider_info() -> dict[str, Any]:
         "operators": _modules("operators"),
         "sensors": _modules("sensors"),
         "triggers": _modules("triggers"),
+        "asset-uris": ASSET_URIS,
+        "extra-links": EXTRA_LINKS,
     }

@@ -21,7 +21,7 @@ def test_example_dags_import_without_errors_or_cycles():
 
     bag = DagBag(dag_folder=str(EXAMPLE_DAGS))
     assert bag.import_errors == {}
-    assert {"s3_to_table", "s3_to_knowledge_base"} <= set(bag.dag_ids)
+    assert {"s3_to_table", "s3_to_knowledge_base", "on_table_loaded"} <= set(bag.dag_ids)
     for dag in bag.dags.values():
         dag.topological_sort()  # raises on a cycle
         assert dag.doc_md and dag.params, dag.dag_id
@@ -90,7 +90,11 @@ def test_parsing_a_dag_file_touches_no_network():
         check=True,
     )
     reports = [json.loads(line) for line in result.stdout.splitlines()]
-    assert {Path(r["file"]).name for r in reports} == {"s3_to_table.py", "s3_to_knowledge_base.py"}
+    assert {Path(r["file"]).name for r in reports} == {
+        "s3_to_table.py",
+        "s3_to_knowledge_base.py",
+        "on_table_loaded.py",
+    }
     for report in reports:
         assert report["network"] == [], report
 

@@ -16,6 +16,7 @@ from airflow.sdk import Context
 
 from airflow_provider_ingest.hooks.adobe_aep import DEFAULT_CHUNK, AdobeAepHook
 from airflow_provider_ingest.jobs import JobSnapshot
+from airflow_provider_ingest.lineage import AdobeAepLineage
 from airflow_provider_ingest.operators.base import IngestJobOperator
 from airflow_provider_ingest.parquet_convert import BLOCK_SIZE, check_xdm_subset, convert_to_parquet
 from airflow_provider_ingest.schema_inference import sample_schema
@@ -48,7 +49,7 @@ INPUT_FORMATS = {"csv": "csv", "json": "nd-json", "parquet": "parquet"}  # ours 
 BATCH_KEY = "aep_batch_id"
 
 
-class S3ToAdobeAepOperator(IngestJobOperator):
+class S3ToAdobeAepOperator(AdobeAepLineage, IngestJobOperator):
     """Load S3 objects into the AEP dataset ``dataset_id`` as one batch, then wait for it.
 
     ``s3_prefix`` (every object under it) or ``s3_keys`` (``s3://`` URIs) select the input;

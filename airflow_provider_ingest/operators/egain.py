@@ -12,6 +12,7 @@ from airflow_provider_ingest.exceptions import IngestJobFailed
 from airflow_provider_ingest.hooks.egain import EgainHook
 from airflow_provider_ingest.http import mask
 from airflow_provider_ingest.jobs import JobSnapshot, wait_for_job
+from airflow_provider_ingest.lineage import EgainLineage
 from airflow_provider_ingest.operators.base import IngestJobOperator
 from airflow_provider_ingest.triggers.egain import EgainImportJobTrigger
 from airflow_provider_ingest.validation import check_choice, check_type, parse_s3_uri, require
@@ -42,7 +43,7 @@ def parse_schedule_time(value: Any, now: datetime | None = None) -> str | None:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
-class EgainStartImportOperator(IngestJobOperator):
+class EgainStartImportOperator(EgainLineage, IngestJobOperator):
     """Import the content folder ``s3_path`` (``s3://bucket/folder/``) into the knowledge base.
 
     The AWS keys eGain needs to read the folder come from the Airflow AWS connection

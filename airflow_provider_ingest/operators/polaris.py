@@ -12,6 +12,7 @@ from airflow.sdk import BaseOperator, Context
 from airflow_provider_ingest.exceptions import IngestApiError
 from airflow_provider_ingest.hooks.polaris import PolarisHook
 from airflow_provider_ingest.jobs import JobSnapshot
+from airflow_provider_ingest.lineage import PolarisLineage
 from airflow_provider_ingest.operators.base import IngestJobOperator
 from airflow_provider_ingest.schema_inference import default_mappings, infer_input_schema
 from airflow_provider_ingest.triggers.polaris import PolarisJobTrigger
@@ -111,7 +112,7 @@ class PolarisEnsureS3ConnectionOperator(BaseOperator):
         return self.name
 
 
-class PolarisStartIngestionJobOperator(IngestJobOperator):
+class PolarisStartIngestionJobOperator(PolarisLineage, IngestJobOperator):
     """Start a Polaris batch ingestion job from S3 into ``table_name`` and, by default, wait for it.
 
     The source names exactly one of ``uris`` / ``prefixes`` / ``objects`` / ``pattern``. Without an

@@ -20,6 +20,7 @@ from airflow.sdk import Context, ResumableJobMixin
 from airflow_provider_ingest.hooks.qconnect import IMPORT_JOB_STATUSES, QConnectHook
 from airflow_provider_ingest.http import ApiClient, mask
 from airflow_provider_ingest.jobs import JobState
+from airflow_provider_ingest.lineage import QConnectLineage
 from airflow_provider_ingest.operators.base import default_deferrable
 from airflow_provider_ingest.sensors.qconnect import check_import_job
 from airflow_provider_ingest.triggers.qconnect import QConnectImportJobTrigger
@@ -78,7 +79,7 @@ class _S3Upload:
         return self.size
 
 
-class QConnectImportQuickResponsesOperator(ResumableJobMixin, AwsBaseOperator[QConnectHook]):
+class QConnectImportQuickResponsesOperator(QConnectLineage, ResumableJobMixin, AwsBaseOperator[QConnectHook]):
     """Upload the quick-responses CSV at ``s3_key`` to a knowledge base and import it.
 
     The CSV is checked before any Q in Connect call (exists, not empty, UTF-8, a header naming at

@@ -18,6 +18,7 @@ from botocore.parsers import DEFAULT_TIMESTAMP_PARSER, ResponseParserFactory
 from airflow_provider_ingest.exceptions import IngestJobFailed
 from airflow_provider_ingest.hooks.zeta_alpha import ZetaAlphaHook, s3_document_id
 from airflow_provider_ingest.jobs import JobSnapshot
+from airflow_provider_ingest.lineage import ZetaAlphaLineage
 from airflow_provider_ingest.operators.base import IngestJobOperator
 from airflow_provider_ingest.triggers.zeta_alpha import ZetaAlphaDocumentsTrigger
 from airflow_provider_ingest.validation import (
@@ -154,7 +155,7 @@ def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
         yield items[start : start + size]
 
 
-class S3ToZetaAlphaOperator(IngestJobOperator):
+class S3ToZetaAlphaOperator(ZetaAlphaLineage, IngestJobOperator):
     """Ingest every object under ``s3_prefix`` as one Zeta Alpha document, then wait until indexed.
 
     ``document_id`` is the sha1 of the object's ``s3://bucket/key`` URI (the API's only format), so

@@ -3,11 +3,12 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_ingest.hooks.adobe_aep import AdobeAepHook
+from airflow_provider_ingest.lineage import AdobeAepSensorLinks
 from airflow_provider_ingest.sensors.base import IngestJobSensor
 from airflow_provider_ingest.triggers.adobe_aep import AdobeAepBatchTrigger
 
 
-class AdobeAepBatchSensor(IngestJobSensor):
+class AdobeAepBatchSensor(AdobeAepSensorLinks, IngestJobSensor):
     """Waits for an AEP batch: ``success``/``active`` succeed; ``failed``, ``aborted``,
     ``abandoned``, ``inactive`` fail with the batch's recorded errors.
 

@@ -3,11 +3,12 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_ingest.hooks.zeta_alpha import ZetaAlphaHook
+from airflow_provider_ingest.lineage import ZetaAlphaSensorLinks
 from airflow_provider_ingest.sensors.base import IngestJobSensor
 from airflow_provider_ingest.triggers.zeta_alpha import ZetaAlphaDocumentsTrigger
 
 
-class ZetaAlphaDocumentsSensor(IngestJobSensor):
+class ZetaAlphaDocumentsSensor(ZetaAlphaSensorLinks, IngestJobSensor):
     """Waits until every document in ``document_ids`` reaches a terminal status.
 
     ``indexed`` and ``indexed_update`` succeed (and ``ingested`` for a document that is not

@@ -70,12 +70,14 @@ class PolarisFake(FakeService):
         *,
         api_key: str = "pok_fake_polaris_test_key_0123456789",
         project_id: str = "test-project",
+        organization: str = "demo.us-east-1.aws",
         pending_seconds: float = 0.5,
         running_seconds: float = 1.0,
         **kwargs: Any,
     ):
         self.api_key = api_key
         self.project_id = project_id
+        self.organization = organization
         self.pending_seconds = pending_seconds
         self.running_seconds = running_seconds
         self.connections: dict[str, dict[str, Any]] = {}
@@ -89,7 +91,8 @@ class PolarisFake(FakeService):
             "conn_type": "imply_polaris",
             "host": self.url,
             "password": self.api_key,
-            "extra": {"project_id": self.project_id},
+            # the organization a real *.api.imply.io host would name (the asset's authority)
+            "extra": {"project_id": self.project_id, "organization": self.organization},
         }
 
     def reset_state(self) -> None:
