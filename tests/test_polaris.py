@@ -281,9 +281,8 @@ def test_a_2xx_status_reply_that_is_not_a_job_fails_clearly_after_bounded_retrie
     job_id = start_job(polaris, data)
     polaris.add_fault(action="body", body=body, method="GET", path=rf"/jobs/{job_id}$", times=100)
     hook = PolarisHook(retry=RetryPolicy(attempts=3, backoff=0.01))
-    with pytest.raises(
-        IngestApiError, match=rf"Imply Polaris GET http://\S+/v1/projects/test-project/jobs/{job_id} .*{missing}"
-    ):
+    endpoint = f"/v1/projects/test-project/jobs/{job_id}"
+    with pytest.raises(IngestApiError, match=rf"Imply Polaris GET http://\S+{endpoint} .*{missing}"):
         hook.job_snapshot(job_id)
     assert len(requests_to(polaris, f"/jobs/{job_id}")) == 3
     polaris.clear_faults()
