@@ -62,6 +62,12 @@ def fail_fast_on_bad_input() -> Iterator[None]:
         raise IngestInputError(str(exc)) from exc
 
 
+# What ``find_started`` returns when it resolved an unknown start without a job to adopt: the API
+# showed that nothing the call made is left running (none was made, or the service found it and
+# canceled it), so starting again cannot make a second job. ``None`` means "cannot tell".
+NOTHING_STARTED: Any = object()
+
+
 class _StartOutcomeUnknown(Exception):
     """Raised inside a try when the start call's outcome is unknown; ``submit_job`` recovers."""
 
@@ -97,7 +103,8 @@ class ExactlyOnceJobMixin(ResumableJobMixin):
         raise NotImplementedError
 
     def find_started(self, intent: dict[str, Any], context: Context) -> Any:
-        """The id of the job a start call with ``intent`` made, if the API can tell; else None."""
+        """The id of the job a start call with ``intent`` made, if the API can tell; else None, or
+        ``NOTHING_STARTED`` when the API shows nothing of that call is left running."""
         return None
 
     def describe_start(self) -> str:
@@ -163,6 +170,13 @@ class ExactlyOnceJobMixin(ResumableJobMixin):
             ledger.not_started()
             return self.submit(context)
         job_id = self.find_started(intent, context)
+        if job_id is NOTHING_STARTED:
+            self.log.warning(
+                "A start call of %s had no known outcome; nothing it made is left running, starting again",
+                during,
+            )
+            ledger.not_started()
+            return self.submit(context)
         if job_id is not None:
             self.log.warning(
                 "A start call of %s lost its reply; adopting %s job %s",

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 
-from airflow_provider_ingest.exceptions import IngestApiError
 from airflow_provider_ingest.hooks.polaris import PolarisHook
 from airflow_provider_ingest.jobs import JobSnapshot
 from airflow_provider_ingest.lineage import PolarisLineage
@@ -119,6 +117,12 @@ class PolarisStartIngestionJobOperator(PolarisLineage, IngestJobOperator):
     ``input_schema`` the operator infers one from the first selected object (nd-json, csv, parquet)
     and, without ``mappings``, maps every column as itself and ``__time`` from ``time_column``.
 
+    Polaris takes no idempotency key. When the start call's reply is lost or unreadable (or the
+    worker dies during it), the job is looked for in the jobs list (newest created first, this
+    table, batch jobs) and adopted if one reading the same source was created after the call;
+    never the failed job a retry replaces. If none is found the task fails without retrying unless
+    ``resubmit_on_unknown_start=True``.
+
     Returns the job id; the job's row totals are pushed as the XCom ``metrics``.
 
     :param table_name: The Polaris table to load (templated).
@@ -152,6 +156,10 @@ class PolarisStartIngestionJobOperator(PolarisLineage, IngestJobOperator):
     hook_class = PolarisHook
     trigger_class = PolarisJobTrigger
     external_id_key = "polaris_job_id"
+    how_to_check = "the Polaris jobs list (Jobs, filtered by the target table)"
+    # seconds of clock difference between worker and Polaris allowed when matching a job's
+    # createdTimestamp against the time of the start call
+    start_clock_skew = 60.0
     template_fields = (
         "table_name",
         "connection_name",
@@ -310,20 +318,27 @@ class PolarisStartIngestionJobOperator(PolarisLineage, IngestJobOperator):
 
     def submit(self, context: Context) -> str:
         spec = self.job_spec()
-        # Polaris takes no idempotency key; allow for clock skew between worker and API.
-        sent_at = datetime.now(UTC) - timedelta(minutes=5)
-        try:
-            return self.hook.create_job(spec)["id"]
-        except IngestApiError as exc:
-            if exc.status is not None:
-                raise
-            # The request went out but the reply was lost: the job may exist. Adopt it rather
-            # than fail (a retry would start a second one) or resend blindly.
-            job = self.hook.find_started_job(spec, since=sent_at)
-            if job is None:
-                raise
-            self.log.warning("Start call lost its reply; adopting job %s created from this spec", job["id"])
-            return job["id"]
+        return self.start_call(context, spec, lambda: self.hook.create_job(spec)["id"])
+
+    def describe_start(self) -> str:
+        chosen = exactly_one(self.descriptors)
+        return f"the batch job into table {self.table_name!r} from {chosen} {self.descriptors[chosen]!r}"
+
+    def find_started(self, intent: dict[str, Any], context: Context) -> str | None:
+        """Polaris takes no idempotency key: after a lost (or unreadable) start reply, look for the
+        job in the list, created after the call (see ``PolarisHook.find_started_job``)."""
+        if not isinstance(intent.get("at"), int | float):
+            return None
+        chosen = exactly_one(self.descriptors)
+        # what identifies the job without re-reading S3 (the schema inference of job_spec)
+        spec = {
+            "target": {"type": "table", "tableName": self.table_name},
+            "source": {"connectionName": self.connection_name, chosen: self.descriptors[chosen]},
+        }
+        job = self.hook.find_started_job(
+            spec, intent["at"], replaces=intent.get("replaces"), clock_skew=self.start_clock_skew
+        )
+        return job["id"] if job else None
 
     def job_result(self, job_id: Any, snapshot: JobSnapshot | None, context: Context) -> Any:
         if self.wait_for_completion:
