@@ -97,10 +97,15 @@ class AdobeAepHook(IngestHttpHook):
         return self.get_connection(self.conn_id).login
 
     # --- batches ---------------------------------------------------------------------------------
-    def create_batch(self, dataset_id: str, input_format: str = "parquet") -> str:
+    def create_batch(
+        self, dataset_id: str, input_format: str = "parquet", tags: dict[str, list[str]] | None = None
+    ) -> str:
         """A new batch's id. A 2xx reply without a readable ``id`` is a malformed reply
-        (``IngestApiError.outcome_unknown``): the batch may exist, see :meth:`list_batches`."""
-        body = {"datasetId": dataset_id, "inputFormat": {"format": input_format}}
+        (``IngestApiError.outcome_unknown``): the batch may exist, see :meth:`list_batches`.
+        ``tags`` (tag -> list of strings) are kept on the Catalog batch and listed with it."""
+        body: dict[str, Any] = {"datasetId": dataset_id, "inputFormat": {"format": input_format}}
+        if tags:
+            body["tags"] = tags
         return self.client.json("POST", IMPORT, json=body, shape=needs("id"))["id"]
 
     def list_batches(

@@ -15,7 +15,7 @@ from typing import Any
 from airflow.sdk import Context
 
 from airflow_provider_ingest.hooks.adobe_aep import DEFAULT_CHUNK, AdobeAepHook
-from airflow_provider_ingest.jobs import JobSnapshot
+from airflow_provider_ingest.jobs import JobSnapshot, spec_digest
 from airflow_provider_ingest.lineage import AdobeAepLineage
 from airflow_provider_ingest.operators.base import NOTHING_STARTED, IngestJobOperator
 from airflow_provider_ingest.parquet_convert import BLOCK_SIZE, check_xdm_subset, convert_to_parquet
@@ -52,6 +52,8 @@ BATCH_KEY = "aep_batch_id"
 # once COMPLETE was sent; the summary (at most the 1,500 file names of an AEP batch) is the
 # result a retry that re-attaches returns.
 LOADING_KEY = f"{BATCH_KEY}.loading"
+# A Catalog tag on each batch: the digest of the request that made it (see find_started).
+INTENT_TAG = "airflow_ingest_request"
 
 
 class S3ToAdobeAepOperator(AdobeAepLineage, IngestJobOperator):
@@ -234,7 +236,10 @@ class S3ToAdobeAepOperator(AdobeAepLineage, IngestJobOperator):
                 # COMPLETE): a try that dies before that leaves it, and the retry's find_started
                 # settles the batch (wait for it after COMPLETE, abort it before).
                 request = {"datasetId": self.dataset_id, "files": names}
-                create = lambda: self.hook.create_batch(self.dataset_id)  # noqa: E731
+                # The request's digest rides on the batch as a tag, so a lost reply's batch is told
+                # apart from those of other tasks loading the same dataset (mapped siblings).
+                tags = {INTENT_TAG: [spec_digest(request)]}
+                create = lambda: self.hook.create_batch(self.dataset_id, tags=tags)  # noqa: E731
                 batch_id = self.start_call(context, request, create)
                 self.job_id = batch_id
                 store.set(LOADING_KEY, {"batch_id": batch_id, "complete_sent": False})
@@ -286,12 +291,13 @@ class S3ToAdobeAepOperator(AdobeAepLineage, IngestJobOperator):
         - The batch is known (its create answered) and COMPLETE was sent: adopt it and wait.
         - Known, COMPLETE not sent: it will never be completed; abort it and start over.
         - Unknown (the create's reply was lost, or the worker died during the call): Catalog lists
-          this dataset's ``loading`` batches created since the call (by this client, less the one
-          a retry replaces). One: that call's batch; it is aborted and a new one made. Adopting it
-          instead would need to know it is empty, which Catalog does not show for a batch still
-          loading, and filling a batch someone else opened would mix their files with ours;
-          aborting a wrong one fails loudly and its owner's retry recovers. None: nothing of that
-          call is left. Several: which one is ours cannot be told, so none is touched and the task
+          this dataset's ``loading`` batches created since the call by this client and tagged
+          with this request's digest (``INTENT_TAG``), less the one a retry replaces: batches of
+          other tasks loading the same dataset, mapped siblings included, carry other digests.
+          One: that call's batch; it is aborted and a new one made (adopting it would need to know
+          it is empty, which Catalog does not show for a batch still loading). None: nothing of
+          that call is left. Several (the same request sent twice since the intent, which this
+          operator never does): which one is ours cannot be told, so none is touched and the task
           fails without retrying (``resubmit_on_unknown_start=True`` starts a new batch anyway).
         """
         store = self.ledger(context).store
@@ -312,7 +318,9 @@ class S3ToAdobeAepOperator(AdobeAepLineage, IngestJobOperator):
         lost = [
             batch
             for batch in self.hook.list_batches(self.dataset_id, created_after_ms=since_ms, status="loading")
-            if batch["id"] != intent.get("replaces") and batch.get("createdClient") in (None, client_id)
+            if batch["id"] != intent.get("replaces")
+            and batch.get("createdClient") in (None, client_id)
+            and intent.get("digest") in ((batch.get("tags") or {}).get(INTENT_TAG) or [])
         ]
         if len(lost) > 1:
             self.log.warning(

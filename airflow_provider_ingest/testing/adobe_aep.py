@@ -170,6 +170,8 @@ class AdobeAepFake(FakeService):
             "created": batch["created"],
             "updated": int(time.time() * 1000),
             "relatedObjects": [{"type": "dataSet", "id": batch["datasetId"]}],
+            # Catalog adds its own tags to the ones given at creation
+            "tags": {"acp_producer": [self.client_id], **batch.get("tags", {})},
             "errors": batch.get("errors", []),
             "metrics": {"inputFileCount": len(batch["files"]), "recordsWritten": batch["rows"]},
             "version": "1.0.0",
@@ -208,6 +210,11 @@ class AdobeAepFake(FakeService):
                 return self.error(400, "400301", f"datasetId: dataset {dataset_id!r} not found")
             if (body.get("inputFormat") or {}).get("format", "parquet") != "parquet":
                 return self.error(400, "400303", "inputFormat.format: this fake takes parquet")
+            tags = body.get("tags") or {}
+            if not isinstance(tags, dict) or not all(
+                isinstance(v, list) and all(isinstance(x, str) for x in v) for v in tags.values()
+            ):
+                return self.error(400, "400304", "tags: must map each tag to a list of strings")
             batch_id = uuid.uuid4().hex[:24]
             with self.lock:
                 self.batches[batch_id] = {
@@ -217,6 +224,7 @@ class AdobeAepFake(FakeService):
                     "created": int(time.time() * 1000),
                     "files": {},
                     "rows": 0,
+                    "tags": tags,
                 }
                 view = self._view(self.batches[batch_id])
             self.record("batch_created", id=batch_id)
