@@ -237,7 +237,7 @@ class PolarisLineage(IngestLineageMixin):
     def landed(self, result: Any, context: Context) -> dict[str, Any]:
         job = self.hook.get_job(result)
         ti = context.get("ti") if hasattr(context, "get") else None
-        metrics = (ti.xcom_pull(task_ids=ti.task_id, key="metrics") if ti else None) or {}
+        metrics = (ti.xcom_pull(task_ids=ti.task_id, key="metrics", map_indexes=ti.map_index) if ti else None) or {}
         if not metrics:
             metrics = self.hook.get_job_metrics(result)
         source = job.get("source") or {}
@@ -317,7 +317,7 @@ class AdobeAepLineage(IngestLineageMixin):
 
     def landed(self, result: Any, context: Context) -> dict[str, Any]:
         if self._parquet_schema is None and (ti := context.get("ti")):  # resumed after deferral
-            pushed = ti.xcom_pull(task_ids=ti.task_id, key=PARQUET_SCHEMA_KEY)
+            pushed = ti.xcom_pull(task_ids=ti.task_id, key=PARQUET_SCHEMA_KEY, map_indexes=ti.map_index)
             self._parquet_schema = [tuple(f) for f in pushed] if pushed else None
         files = result.get("files") or []
         return {
