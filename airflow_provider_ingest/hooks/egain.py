@@ -7,6 +7,7 @@ from typing import Any
 from airflow.sdk import Connection
 
 from airflow_provider_ingest.auth import OAuthClientCredentials
+from airflow_provider_ingest.exceptions import IngestApiError
 from airflow_provider_ingest.hooks.base import IngestHttpHook
 from airflow_provider_ingest.http import Auth
 from airflow_provider_ingest.jobs import JobSnapshot, StatusTable
@@ -98,12 +99,24 @@ class EgainHook(IngestHttpHook):
         body = await (await self.aclient()).json("GET", f"import/content/{job_id}/status")
         return egain_snapshot(job_id, body or {})
 
-    # Canceling twice is harmless: a lost reply may be retried.
+    # eGain answers 409 to a cancel of a job that has ended (completed, failed or already
+    # cancelled, as the SDK's cancelImport declares): the job is stopped either way, and a cancel
+    # whose lost reply is retried meets its own first success as a 409.
     def cancel_job(self, job_id: str) -> None:
-        self.client.request("POST", f"import/content/{job_id}/cancel", idempotent=True)
+        try:
+            self.client.request("POST", f"import/content/{job_id}/cancel", idempotent=True)
+        except IngestApiError as exc:
+            if exc.status != 409:
+                raise
+            self.log.info("eGain job %s has already ended; nothing to cancel", job_id)
 
     async def acancel_job(self, job_id: str) -> None:
-        await (await self.aclient()).request("POST", f"import/content/{job_id}/cancel", idempotent=True)
+        try:
+            await (await self.aclient()).request("POST", f"import/content/{job_id}/cancel", idempotent=True)
+        except IngestApiError as exc:
+            if exc.status != 409:
+                raise
+            self.log.info("eGain job %s has already ended; nothing to cancel", job_id)
 
     def probe(self) -> str:
         self.client.auth.headers(self.client)

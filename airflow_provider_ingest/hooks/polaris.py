@@ -91,7 +91,10 @@ class PolarisHook(IngestHttpHook):
         return self.client.json("POST", "jobs", json=spec)
 
     def list_jobs(self) -> list[dict[str, Any]]:
-        return (self.client.json("GET", "jobs") or {}).get("values", [])
+        """Newest first. Polaris sorts by last update unless told: ask for creation order, which
+        ``find_started_job`` relies on (an older job that just finished would otherwise lead)."""
+        params = {"sortColumn": "created_date_time", "sortOrder": "DESC"}
+        return (self.client.json("GET", "jobs", params=params) or {}).get("values", [])
 
     def find_started_job(self, spec: dict[str, Any], since: datetime) -> dict[str, Any] | None:
         """The newest job created from ``spec`` at or after ``since``: after a start call whose reply

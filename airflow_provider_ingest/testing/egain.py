@@ -135,6 +135,7 @@ class EgainFake(FakeService):
                 "cancelled": False,
                 "outcome": None,
             }
+            self.start_clock(job_id)
         self.record("job_created", id=job_id, jobType=job_type)
         return Response(status_code=202, headers={"location": f"{API}/import/content/{job_id}"})
 
@@ -166,10 +167,12 @@ class EgainFake(FakeService):
                 )
         return {"error": None, "files": files}
 
-    def status_of(self, job: dict[str, Any]) -> dict[str, Any]:
-        now = time.time()
+    def status_of(self, job: dict[str, Any], read: bool = False) -> dict[str, Any]:
+        """The job's status reply, moved on by the fake's clock (``read``: a status read)."""
         scheduled_until = max(job["start_at"], job["created"] + self.scheduled_seconds)
         done_at = scheduled_until + self.in_progress_seconds
+        ends = (scheduled_until - job["created"], done_at - job["created"])
+        now = job["created"] + self.job_age(job["id"], ends, read=read)
         if job["cancelled"]:
             status = "Cancelled"
         elif now < scheduled_until:
@@ -253,7 +256,7 @@ class EgainFake(FakeService):
                 job = self.jobs.get(job_id)
                 if job is None:
                     return self.error(404, "404-100", f"jobId: no import job {job_id}")
-                return JSONResponse(self.status_of(job))
+                return JSONResponse(self.status_of(job, read=True))
 
         @app.post(f"{API}/import/content/{{job_id}}/cancel")
         async def cancel(job_id: str, request: Request) -> Response:
@@ -263,8 +266,10 @@ class EgainFake(FakeService):
                 job = self.jobs.get(job_id)
                 if job is None:
                     return self.error(404, "404-100", f"jobId: no import job {job_id}")
-                if self.status_of(job)["status"] in ("Successful", "Failed"):
-                    return self.error(409, "409-100", f"job {job_id} has already ended")
+                # the SDK's cancelImport: completed, failed (and so already cancelled) jobs
+                # cannot be cancelled: 409
+                if (status := self.status_of(job)["status"]) in ("Successful", "Failed", "Cancelled"):
+                    return self.error(409, "409-100", f"job {job_id} has already ended ({status})")
                 job["cancelled"] = True
             self.record("job_cancelled", id=job_id)
             return Response(status_code=204)
