@@ -8,11 +8,13 @@ whose text starts with ``INVALID`` or an empty file is an error, other types are
 
 from __future__ import annotations
 
+import base64
 import secrets
 import time
 import uuid
 from datetime import datetime
 from typing import Any
+from urllib.parse import unquote_plus
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -214,7 +216,15 @@ class EgainFake(FakeService):
             form = await request.form()
             if form.get("grant_type") != "client_credentials":
                 return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
-            if form.get("client_id") != self.client_id or form.get("client_secret") != self.client_secret:
+            client_id, client_secret = form.get("client_id"), form.get("client_secret")
+            header = request.headers.get("authorization", "")
+            if header.startswith("Basic "):  # RFC 6749 2.3.1: a server must take HTTP Basic too
+                try:
+                    pair = base64.b64decode(header[6:]).decode()
+                except ValueError:
+                    pair = ""
+                client_id, _, client_secret = (unquote_plus(p) for p in pair.partition(":"))
+            if client_id != self.client_id or client_secret != self.client_secret:
                 return JSONResponse(
                     {"error": "invalid_client", "error_description": "client authentication failed"}, 401
                 )

@@ -399,6 +399,7 @@ class PolarisFake(FakeService):
                 job = {
                     **body,
                     "id": job_id,
+                    "spec": body,  # the request as sent: a required member of the SDK's JobResponse
                     "ingestionMode": body.get("ingestionMode", "append"),
                     "desiredExecutionStatus": "running",
                     "executionStatus": "pending",
