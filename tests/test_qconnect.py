@@ -158,7 +158,10 @@ def test_same_run_task_and_file_give_one_job(qconnect, csvs):
 @pytest.mark.parametrize("mode", ["poke", "deferred"])
 def test_retry_reattaches(airflow_db, qconnect, csvs, mode):
     # Fail the worker's first status read (boto3's, not the trigger's aiobotocore): try 1 fails
-    # after the job started, in the poll (poke) or in execute_complete (deferred).
+    # after the job started, in the poll (poke) or in execute_complete (deferred). The job ends on
+    # its second successful status read, not after some wall time: try 1 (poke) reads it at most
+    # once after the fault, so it cannot see the job end, however slow the machine.
+    qconnect.configure(clock="polls", reads_per_step=2)
     qconnect.add_fault(action="status", status=400, method="GET", path=r"/importJobs/", agent="^Boto3/")
     run, tis = run_dag(f"test_qconnect_{mode}")
     assert run.state == "success"

@@ -7,7 +7,8 @@ moves on is set by the fake's ``clock`` (a tunable, like the timings, through ``
 
 - ``wall`` (the default, for demos): a job moves on as real time passes, after the fake's
   ``*_seconds`` timings;
-- ``polls``: each status read of a job moves it one state on (the reply shows the new state);
+- ``polls``: each status read of a job moves it one state on (the reply shows the new state), or
+  each ``reads_per_step``-th read when that is more than 1;
 - ``steps``: a job moves on only when told, by ``advance(job_id)`` or ``POST /_fake/advance``.
 
 Tests that need an order (a job still running when the test acts, finished when it looks) use
@@ -31,6 +32,7 @@ from fastapi.responses import JSONResponse
 # a job status value the client has never seen.
 FAULT_ACTIONS = {"status", "delay", "drop", "drop_after", "malformed", "body"}
 CLOCKS = ("wall", "polls", "steps")
+CLOCK_TUNABLES = ("clock", "reads_per_step")
 
 
 class FaultInjector:
@@ -108,11 +110,12 @@ class FakeService:
     conn_id: ClassVar[str | None]
     tunables: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, *, s3_endpoint_url: str | None = None, clock: str = "wall"):
+    def __init__(self, *, s3_endpoint_url: str | None = None, clock: str = "wall", reads_per_step: int = 1):
         self.s3_endpoint_url = s3_endpoint_url
         self.clock = self._check_clock(clock)
+        self.reads_per_step = reads_per_step
         # subclasses set their tunables before calling this; reset() puts them back
-        self._initial_tunables = {name: getattr(self, name) for name in ("clock", *self.tunables)}
+        self._initial_tunables = {name: getattr(self, name) for name in (*CLOCK_TUNABLES, *self.tunables)}
         self.lock = threading.RLock()
         self._progress: dict[Hashable, dict[str, Any]] = {}
         self._journal: list[dict[str, Any]] = []
@@ -182,7 +185,9 @@ class FakeService:
             if self.clock == "wall":
                 return time.time() - progress["born"]
             if read and self.clock == "polls":
-                progress["steps"] += 1
+                progress["reads"] = progress.get("reads", 0) + 1
+                if progress["reads"] % max(1, int(self.reads_per_step)) == 0:
+                    progress["steps"] += 1
             # stages of zero length are passed at once, as in real time; each step ends one stage
             ends = sorted({float(s) for s in stages if s > 0})
             reached = min(progress["steps"], len(ends))
@@ -260,9 +265,9 @@ class FakeService:
         return None
 
     def configure(self, **settings: Any) -> None:
-        unknown = set(settings) - {"clock", *self.tunables}
+        unknown = set(settings) - {*CLOCK_TUNABLES, *self.tunables}
         if unknown:
-            raise ValueError(f"not tunable: {sorted(unknown)}; tunable: {['clock', *self.tunables]}")
+            raise ValueError(f"not tunable: {sorted(unknown)}; tunable: {[*CLOCK_TUNABLES, *self.tunables]}")
         if "clock" in settings:
             self._check_clock(settings["clock"])
         with self.lock:
