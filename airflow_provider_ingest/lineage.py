@@ -237,7 +237,8 @@ class PolarisLineage(IngestLineageMixin):
     def landed(self, result: Any, context: Context) -> dict[str, Any]:
         job = self.hook.get_job(result)
         ti = context.get("ti") if hasattr(context, "get") else None
-        metrics = (ti.xcom_pull(task_ids=ti.task_id, key="metrics", map_indexes=ti.map_index) if ti else None) or {}
+        pulled = ti.xcom_pull(task_ids=ti.task_id, key="metrics", map_indexes=ti.map_index) if ti else None
+        metrics = pulled or {}
         if not metrics:
             metrics = self.hook.get_job_metrics(result)
         source = job.get("source") or {}

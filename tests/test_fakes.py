@@ -58,7 +58,7 @@ def test_polaris_auth_and_project_scope(polaris, api):
     assert requests.get(f"{base}/jobs", auth=(polaris.api_key, "x"), timeout=5).status_code == 401
     other = session.get(f"{polaris.url}/v1/projects/other/jobs", timeout=5)
     assert other.status_code == 404 and other.json()["code"] == "NotFound"
-    assert session.get(f"{base}/jobs", timeout=5).json() == {"values": []}
+    assert session.get(f"{base}/jobs", timeout=5).json() == {"values": [], "moreResultsAvailable": False}
 
 
 def test_polaris_validates_like_the_doc(polaris, api):

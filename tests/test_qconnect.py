@@ -73,6 +73,7 @@ class TI:
 
 # --- the fake, driven by a real boto3 client ------------------------------------------------------
 def test_boto3_routes_and_documented_exceptions(qconnect):
+    qconnect.configure(clock="steps")
     qc = client(qconnect)
     upload = qc.start_content_upload(knowledgeBaseId=KB, contentType="text/csv", presignedUrlTimeToLive=5)
     assert set(upload) >= {"uploadId", "url", "urlExpiry", "headersToInclude"}
@@ -106,7 +107,7 @@ def test_boto3_routes_and_documented_exceptions(qconnect):
         with pytest.raises(ClientError) as info:
             call()
         assert info.value.response["Error"]["Code"] == code
-    time.sleep(0.35)
+    qconnect.advance(job["importJobId"])
     assert (
         qc.get_import_job(knowledgeBaseId=KB, importJobId=job["importJobId"])["importJob"]["status"]
         == "COMPLETE"
@@ -158,7 +159,10 @@ def test_same_run_task_and_file_give_one_job(qconnect, csvs):
 @pytest.mark.parametrize("mode", ["poke", "deferred"])
 def test_retry_reattaches(airflow_db, qconnect, csvs, mode):
     # Fail the worker's first status read (boto3's, not the trigger's aiobotocore): try 1 fails
-    # after the job started, in the poll (poke) or in execute_complete (deferred).
+    # after the job started, in the poll (poke) or in execute_complete (deferred). The job ends on
+    # its second successful status read, not after some wall time: try 1 (poke) reads it at most
+    # once after the fault, so it cannot see the job end, however slow the machine.
+    qconnect.configure(clock="polls", reads_per_step=2)
     qconnect.add_fault(action="status", status=400, method="GET", path=r"/importJobs/", agent="^Boto3/")
     run, tis = run_dag(f"test_qconnect_{mode}")
     assert run.state == "success"
@@ -217,15 +221,17 @@ def start(qconnect, body=GOOD, token="tok"):
 
 
 def test_sensor_pokes_to_complete_and_raises_on_failure(qconnect):
+    qconnect.configure(clock="steps")
+    job_id = start(qconnect)
     sensor = QConnectImportJobSensor(
-        task_id="s", knowledge_base_id=KB, import_job_id=start(qconnect), poll_interval=0.1
+        task_id="s", knowledge_base_id=KB, import_job_id=job_id, poll_interval=0.1
     )
-    while not sensor.poke({}):
-        time.sleep(0.1)
-    failing = QConnectImportJobSensor(
-        task_id="s", knowledge_base_id=KB, import_job_id=start(qconnect, BAD, "t2")
-    )
-    time.sleep(0.35)
+    assert sensor.poke({}) is False
+    qconnect.advance(job_id)
+    assert sensor.poke({}) is True
+    bad_id = start(qconnect, BAD, "t2")
+    failing = QConnectImportJobSensor(task_id="s", knowledge_base_id=KB, import_job_id=bad_id)
+    qconnect.advance(bad_id)
     with pytest.raises(IngestJobFailed, match="missing name"):
         failing.poke({})
 
@@ -243,9 +249,12 @@ def test_trigger_round_trip_and_success(qconnect):
 
 
 def test_trigger_failed_and_deadline_events(qconnect):
+    qconnect.configure(clock="steps")  # the second job must still run when its deadline passes
+    bad_job = start(qconnect, BAD, "t-bad")
+    qconnect.advance(bad_job)
     failed = QConnectImportJobTrigger(
         knowledge_base_id=KB,
-        import_job_id=start(qconnect, BAD, "t-bad"),
+        import_job_id=bad_job,
         deadline=time.time() + 30,
         waiter_delay=0.1,
     )

@@ -111,12 +111,24 @@ class EgainHook(IngestHttpHook):
         body = await client.json("GET", f"import/content/{job_id}/status", shape=STATUS_REPLY)
         return egain_snapshot(job_id, body)
 
-    # Canceling twice is harmless: a lost reply may be retried.
+    # eGain answers 409 to a cancel of a job that has ended (completed, failed or already
+    # cancelled, as the SDK's cancelImport declares): the job is stopped either way, and a cancel
+    # whose lost reply is retried meets its own first success as a 409.
     def cancel_job(self, job_id: str) -> None:
-        self.client.request("POST", f"import/content/{job_id}/cancel", idempotent=True)
+        try:
+            self.client.request("POST", f"import/content/{job_id}/cancel", idempotent=True)
+        except IngestApiError as exc:
+            if exc.status != 409:
+                raise
+            self.log.info("eGain job %s has already ended; nothing to cancel", job_id)
 
     async def acancel_job(self, job_id: str) -> None:
-        await (await self.aclient()).request("POST", f"import/content/{job_id}/cancel", idempotent=True)
+        try:
+            await (await self.aclient()).request("POST", f"import/content/{job_id}/cancel", idempotent=True)
+        except IngestApiError as exc:
+            if exc.status != 409:
+                raise
+            self.log.info("eGain job %s has already ended; nothing to cancel", job_id)
 
     def probe(self) -> str:
         self.client.auth.headers(self.client)

@@ -42,6 +42,15 @@ EVENTS_SCHEMA = {
     },
 }
 RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
+# The Schema Registry's Accept media types: xed (what the docs name) or xdm (what Adobe's aepp SDK
+# sends by default), optionally -id / -full, -notext, -desc, -deprecatefield, and a version.
+SCHEMA_ACCEPT = re.compile(
+    r"^application/vnd\.adobe\.(xed|xdm)(-id|-full)?(-notext)?(-desc)?(-deprecatefield)?\+json"
+    r"\s*(;\s*version=\d+)?$"
+)
+# Catalog list filters (``GET /batches``) this fake applies; the others are ignored, as unknown
+# query parameters are by Catalog.
+BATCH_ORDER_FIELDS = {"created", "updated", "status", "id"}
 
 
 class AdobeAepFake(FakeService):
@@ -151,16 +160,19 @@ class AdobeAepFake(FakeService):
                 )
         return errors
 
-    def _view(self, batch: dict[str, Any]) -> dict[str, Any]:
+    def _view(self, batch: dict[str, Any], read: bool = False) -> dict[str, Any]:
+        """The batch's Catalog view, moved on by the fake's clock (``read``: a status read). For
+        ``catalog_lag_seconds`` after COMPLETE, Catalog still says ``loading``."""
         status = batch["status"]
         if status == "staging":
-            since_complete = time.time() - batch["completed_at"]
-            if since_complete >= self.catalog_lag_seconds + self.staging_seconds:
+            done = self.catalog_lag_seconds + self.staging_seconds
+            age = self.job_age(batch["id"], (self.catalog_lag_seconds, done), read=read)
+            if age >= done:
                 errors = self._validate_files(batch)
                 batch.update(status="failed" if errors else "success", errors=errors)
                 self.record("batch_finished", id=batch["id"], status=batch["status"], rows=batch["rows"])
                 status = batch["status"]
-            elif since_complete < self.catalog_lag_seconds:
+            elif age < self.catalog_lag_seconds:
                 status = "loading"  # Catalog has not seen the COMPLETE yet
         return {
             "id": batch["id"],
@@ -314,6 +326,7 @@ class AdobeAepFake(FakeService):
                 if action == "COMPLETE":
                     if batch["status"] == "loading":
                         batch.update(status="staging", completed_at=time.time())
+                        self.start_clock(batch_id)  # staging starts now
                         self.record("batch_completed", id=batch_id)
                     return Response(status_code=200)
                 if action == "ABORT":
@@ -323,11 +336,23 @@ class AdobeAepFake(FakeService):
                     return Response(status_code=200)
             return self.error(400, "400308", "action: COMPLETE or ABORT")
 
+        @app.get(CATALOG + "/batches/{batch_id}")
+        async def get_batch(batch_id: str, request: Request) -> Response:
+            if denied := self._denied(request):
+                return denied
+            with self.lock:
+                batch = self._batch(batch_id)
+                return (
+                    batch
+                    if isinstance(batch, JSONResponse)
+                    else JSONResponse({batch_id: self._view(batch, read=True)})
+                )
+
         @app.get(CATALOG + "/batches")
         async def list_batches(request: Request) -> Response:
-            """Catalog's batch list: a map of id to batch, filtered by ``dataSet``, ``status``,
-            ``createdAfter`` / ``createdBefore`` (epoch ms), ordered by ``orderBy`` (e.g.
-            ``desc:created``), paged by ``limit`` (1..100, 20 when not given) and ``start``."""
+            """Catalog's list: an object keyed by batch id, filtered by ``dataSet``, ``status``,
+            ``createdAfter``/``createdBefore`` (exclusive, epoch ms), ordered by ``orderBy``
+            (``asc:created``, ``desc:updated``...), paged by ``limit`` (at most 100) and ``start``."""
             if denied := self._denied(request):
                 return denied
             query = request.query_params
@@ -339,32 +364,26 @@ class AdobeAepFake(FakeService):
             except ValueError:
                 return self.error(400, "400310", "limit, start, createdAfter, createdBefore: integers")
             if not 1 <= limit <= 100 or start < 0:
-                return self.error(400, "400311", "limit: must be 1..100; start: must be >= 0")
-            direction, _, field = query.get("orderBy", "asc:created").rpartition(":")
-            if field not in ("created", "updated") or direction not in ("", "asc", "desc"):
-                return self.error(400, "400312", "orderBy: [asc:|desc:]created or updated")
+                return self.error(400, "400311", "limit: 1 to 100; start: at least 0")
+            direction, _, fields = query.get("orderBy", "desc:created").rpartition(":")
+            fields_list = fields.split(",")
+            if direction not in ("asc", "desc", "") or not set(fields_list) <= BATCH_ORDER_FIELDS:
+                return self.error(
+                    400, "400312", f"orderBy: [asc|desc:]{'|'.join(sorted(BATCH_ORDER_FIELDS))}"
+                )
+            statuses = set(query["status"].split(",")) if query.get("status") else None
             with self.lock:
                 views = [self._view(b) for b in self.batches.values()]
             views = [
                 v
                 for v in views
-                if query.get("dataSet") in (None, v["relatedObjects"][0]["id"])
-                and query.get("status") in (None, v["status"])
+                if (not query.get("dataSet") or v["relatedObjects"][0]["id"] == query["dataSet"])
+                and (statuses is None or v["status"] in statuses)
                 and (after is None or v["created"] > after)
                 and (before is None or v["created"] < before)
             ]
-            views.sort(key=lambda v: v[field], reverse=direction == "desc")
+            views.sort(key=lambda v: [v[f] for f in fields_list], reverse=direction == "desc")
             return JSONResponse({v["id"]: v for v in views[start : start + limit]})
-
-        @app.get(CATALOG + "/batches/{batch_id}")
-        async def get_batch(batch_id: str, request: Request) -> Response:
-            if denied := self._denied(request):
-                return denied
-            with self.lock:
-                batch = self._batch(batch_id)
-                return (
-                    batch if isinstance(batch, JSONResponse) else JSONResponse({batch_id: self._view(batch)})
-                )
 
         @app.get(CATALOG + "/dataSets/{dataset_id}")
         async def get_dataset(dataset_id: str, request: Request) -> Response:
@@ -378,11 +397,17 @@ class AdobeAepFake(FakeService):
         async def get_schema(schema_id: str, request: Request) -> Response:
             if denied := self._denied(request):
                 return denied
-            if "xed-full" not in request.headers.get("accept", ""):
+            accept = SCHEMA_ACCEPT.match(request.headers.get("accept", "").strip())
+            if accept is None:
                 return self.error(
-                    406, "406001", "Accept: application/vnd.adobe.xed-full+json;version=1 is required"
+                    406,
+                    "406001",
+                    "Accept: a schema registry type is required, e.g. "
+                    "application/vnd.adobe.xed-full+json;version=1",
                 )
             schema = self.schemas.get(unquote(schema_id))
             if schema is None:
                 return self.error(404, "404004", f"schema {unquote(schema_id)} not found")
+            if accept.group(3):  # -notext: no titles or descriptions
+                schema = {k: v for k, v in schema.items() if k not in ("title", "description")}
             return JSONResponse(schema)

@@ -8,11 +8,13 @@ whose text starts with ``INVALID`` or an empty file is an error, other types are
 
 from __future__ import annotations
 
+import base64
 import secrets
 import time
 import uuid
 from datetime import datetime
 from typing import Any
+from urllib.parse import unquote_plus
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -134,6 +136,7 @@ class EgainFake(FakeService):
                 "cancelled": False,
                 "outcome": None,
             }
+            self.start_clock(job_id)
         self.record("job_created", id=job_id, jobType=job_type)
         return Response(status_code=202, headers={"location": f"{API}/import/content/{job_id}"})
 
@@ -165,10 +168,12 @@ class EgainFake(FakeService):
                 )
         return {"error": None, "files": files}
 
-    def status_of(self, job: dict[str, Any]) -> dict[str, Any]:
-        now = time.time()
+    def status_of(self, job: dict[str, Any], read: bool = False) -> dict[str, Any]:
+        """The job's status reply, moved on by the fake's clock (``read``: a status read)."""
         scheduled_until = max(job["start_at"], job["created"] + self.scheduled_seconds)
         done_at = scheduled_until + self.in_progress_seconds
+        ends = (scheduled_until - job["created"], done_at - job["created"])
+        now = job["created"] + self.job_age(job["id"], ends, read=read)
         if job["cancelled"]:
             status = "Cancelled"
         elif now < scheduled_until:
@@ -210,7 +215,15 @@ class EgainFake(FakeService):
             form = await request.form()
             if form.get("grant_type") != "client_credentials":
                 return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
-            if form.get("client_id") != self.client_id or form.get("client_secret") != self.client_secret:
+            client_id, client_secret = form.get("client_id"), form.get("client_secret")
+            header = request.headers.get("authorization", "")
+            if header.startswith("Basic "):  # RFC 6749 2.3.1: a server must take HTTP Basic too
+                try:
+                    pair = base64.b64decode(header[6:]).decode()
+                except ValueError:
+                    pair = ""
+                client_id, _, client_secret = (unquote_plus(p) for p in pair.partition(":"))
+            if client_id != self.client_id or client_secret != self.client_secret:
                 return JSONResponse(
                     {"error": "invalid_client", "error_description": "client authentication failed"}, 401
                 )
@@ -252,7 +265,7 @@ class EgainFake(FakeService):
                 job = self.jobs.get(job_id)
                 if job is None:
                     return self.error(404, "404-100", f"jobId: no import job {job_id}")
-                return JSONResponse(self.status_of(job))
+                return JSONResponse(self.status_of(job, read=True))
 
         @app.post(f"{API}/import/content/{{job_id}}/cancel")
         async def cancel(job_id: str, request: Request) -> Response:
@@ -262,8 +275,10 @@ class EgainFake(FakeService):
                 job = self.jobs.get(job_id)
                 if job is None:
                     return self.error(404, "404-100", f"jobId: no import job {job_id}")
-                if self.status_of(job)["status"] in ("Successful", "Failed"):
-                    return self.error(409, "409-100", f"job {job_id} has already ended")
+                # the SDK's cancelImport: completed, failed (and so already cancelled) jobs
+                # cannot be cancelled: 409
+                if (status := self.status_of(job)["status"]) in ("Successful", "Failed", "Cancelled"):
+                    return self.error(409, "409-100", f"job {job_id} has already ended ({status})")
                 job["cancelled"] = True
             self.record("job_cancelled", id=job_id)
             return Response(status_code=204)

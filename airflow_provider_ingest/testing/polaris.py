@@ -31,6 +31,22 @@ READABLE_FORMATS = {"nd-json", "csv", "parquet"}
 DATA_TYPES = {"string", "long", "double", "float", "json"}
 ROLE_ARN = re.compile(r"^arn:aws:iam::\d{12}:role/.+$")
 TERMINAL = {"completed", "failed", "canceled"}
+EXECUTION_STATUSES = {"pending", "running", "completed", "idle", "canceled", "failed", "suspended", "unknown"}
+HEALTH_STATUSES = {"ok", "warn", "error"}
+JOB_TYPES = {"batch", "delete_data", "drop_table", "restore_data", "streaming", "sql"}
+# the SDK's JobSortSearchColumn -> the job field it sorts by
+SORT_COLUMNS = {
+    "created_by_user_name": lambda j: j["createdBy"]["username"],
+    "created_date_time": lambda j: j["createdTimestamp"],
+    "execution_status": lambda j: j["executionStatus"],
+    "last_updated_date_time": lambda j: j["lastUpdatedTimestamp"],
+    "source_name": lambda j: (j.get("source") or {}).get("connectionName") or "",
+    "source_type": lambda j: (j.get("source") or {}).get("type") or "",
+    "source_connection_name": lambda j: (j.get("source") or {}).get("connectionName") or "",
+    "source_table_name": lambda j: (j.get("source") or {}).get("tableName") or "",
+    "target_table_name": lambda j: (j.get("target") or {}).get("tableName") or "",
+    "type": lambda j: j["type"],
+}
 USER = {"username": "api-key-pok_fake...test", "userId": "00000000-0000-4000-8000-000000000000"}
 
 
@@ -44,13 +60,6 @@ def _stamp(epoch: float) -> str:
 
 # Jobs v1 list (polaris-sdk ``jobs.list_jobs``): sortable columns, and the keys of a job summary
 # (``BatchJobSummaryResponse``); a summary's source is only its type and connection name.
-SORT_COLUMNS = {
-    "created_date_time": lambda j: j["_created"],
-    "last_updated_date_time": lambda j: j["_updated"],
-    "execution_status": lambda j: j["executionStatus"],
-    "target_table_name": lambda j: j["target"].get("tableName") or "",
-    "type": lambda j: j["type"],
-}
 SUMMARY_KEYS = (
     "createdBy",
     "createdTimestamp",
@@ -274,28 +283,99 @@ class PolarisFake(FakeService):
         job["_updated"] = when
         job["lastUpdatedTimestamp"] = _stamp(when)
 
-    def _advance(self, job: dict[str, Any]) -> dict[str, Any]:
-        """Move the job on by elapsed time; each change stamps the time it happened (not the time
-        it is read), so the list's default order, newest *updated* first, is the service's."""
+    def _advance(self, job: dict[str, Any], read: bool = False) -> dict[str, Any]:
+        """The job's public view, moved on by the fake's clock (``read``: a status read)."""
         if job["executionStatus"] not in TERMINAL:
-            started = job["_created"] + self.pending_seconds
-            ended = started + self.running_seconds
-            if time.time() >= started and "startedTimestamp" not in job:
-                job["startedTimestamp"] = _stamp(started)
-                self._touch(job, started)
-                job["executionStatus"] = "running"
-            if time.time() >= ended:
+            ends = (self.pending_seconds, self.pending_seconds + self.running_seconds)
+            age = self.job_age(job["id"], ends, read=read)
+            before = job["executionStatus"]
+            if age >= self.pending_seconds + self.running_seconds:
                 self._ingest(job)
-                job["completedTimestamp"] = _stamp(ended)
-                self._touch(job, ended)
+            elif age >= self.pending_seconds:
+                job["executionStatus"] = "running"
+            if job["executionStatus"] != before:  # a status change is an update
+                self._touch(job, time.time())
         return {k: v for k, v in job.items() if not k.startswith("_")}
 
-    def _summary(self, job: dict[str, Any]) -> dict[str, Any]:
-        public = self._advance(job)
+    @staticmethod
+    def _summary(public: dict[str, Any]) -> dict[str, Any]:
+        """A job as the list shows it (the SDK's ``BatchJobSummaryResponse``): its source is only
+        its type and connection name."""
         summary = {k: public[k] for k in SUMMARY_KEYS if k in public}
         source = public.get("source") or {}
         summary["source"] = {"type": source.get("type"), "connectionName": source.get("connectionName")}
         return summary
+
+    def _cancel(self, job: dict[str, Any]) -> None:
+        """Cancel a job that has not ended; one that has keeps its status (and the call succeeds)."""
+        self._advance(job)
+        if job["executionStatus"] not in TERMINAL:
+            job.update(executionStatus="canceled", desiredExecutionStatus="canceled")
+            self._touch(job, time.time())
+            self.record("job_canceled", id=job["id"])
+
+    def _list_query(self, request: Request) -> dict[str, Any] | str:
+        """The list-jobs query as the SDK sends it (``list_jobs``), or the problem with it. A list
+        parameter comes repeated (``?type=batch&type=sql``) or comma-separated."""
+        query = request.query_params
+
+        def many(name: str) -> list[str]:
+            return [v for value in query.getlist(name) for v in value.split(",") if v]
+
+        parsed: dict[str, Any] = {
+            "connectionName": many("connectionName"),
+            "executionStatus": many("executionStatus"),
+            "healthStatus": many("healthStatus"),
+            "type": many("type"),
+            "searchString": query.get("searchString"),
+            "targetTableName": query.get("targetTableName"),
+            "sortColumn": query.get("sortColumn", "last_updated_date_time"),
+            "sortOrder": query.get("sortOrder", "DESC"),
+        }
+        for name, known in (
+            ("executionStatus", EXECUTION_STATUSES),
+            ("healthStatus", HEALTH_STATUSES),
+            ("type", JOB_TYPES),
+        ):
+            if bad := [v for v in parsed[name] if v not in known]:
+                return f"{name}: unknown value(s) {bad}; known: {sorted(known)}"
+        if parsed["sortColumn"] not in SORT_COLUMNS:
+            return f"sortColumn: must be one of {sorted(SORT_COLUMNS)}"
+        if parsed["sortOrder"].upper() not in ("ASC", "DESC"):
+            return "sortOrder: must be ASC or DESC"
+        try:
+            parsed["paginationLimit"] = int(query.get("paginationLimit", 100))
+            parsed["paginationOffset"] = int(query.get("paginationOffset", 0))
+        except ValueError:
+            return "paginationLimit, paginationOffset: integers"
+        if not 1 <= parsed["paginationLimit"] <= 1000 or parsed["paginationOffset"] < 0:
+            return "paginationLimit: 1 to 1000; paginationOffset: at least 0"
+        return parsed
+
+    @staticmethod
+    def _listed(job: dict[str, Any], query: dict[str, Any]) -> bool:
+        source, target = job.get("source") or {}, job.get("target") or {}
+        wanted = (
+            ("connectionName", source.get("connectionName")),
+            ("executionStatus", job["executionStatus"]),
+            ("healthStatus", job["health"]["status"]),
+            ("type", job["type"]),
+        )
+        if any(query[name] and value not in query[name] for name, value in wanted):
+            return False
+        if query["targetTableName"] and target.get("tableName") != query["targetTableName"]:
+            return False
+        if search := (query["searchString"] or "").lower():
+            fields = (
+                job["id"],
+                job["type"],
+                job["executionStatus"],
+                target.get("tableName"),
+                source.get("connectionName"),
+                job["createdBy"]["username"],
+            )
+            return any(search in str(f).lower() for f in fields if f)
+        return True
 
     # --- routes ---------------------------------------------------------------------------------
     def _denied(self, request: Request, project_id: str) -> JSONResponse | None:
@@ -365,6 +445,7 @@ class PolarisFake(FakeService):
                 job = {
                     **body,
                     "id": job_id,
+                    "spec": body,  # the request as sent: a required member of the SDK's JobResponse
                     "ingestionMode": body.get("ingestionMode", "append"),
                     "desiredExecutionStatus": "running",
                     "executionStatus": "pending",
@@ -387,6 +468,7 @@ class PolarisFake(FakeService):
                 if self._next_failure is not None:
                     job["_fail"], job["_fail_message"], self._next_failure = True, self._next_failure, None
                 self.jobs[job_id] = job
+                self.start_clock(job_id)
                 public = self._advance(job)
             self.record("job_created", id=job_id)
             location = f"/v1/projects/{project_id}/jobs/{job_id}"
@@ -394,45 +476,24 @@ class PolarisFake(FakeService):
 
         @app.get(f"{base}/jobs")
         async def list_jobs(project_id: str, request: Request) -> JSONResponse:
+            """Filtered, sorted (by default: last updated first, as Polaris) and paginated."""
             if denied := self._denied(request, project_id):
                 return denied
-            query = request.query_params
-            column = query.get("sortColumn", "last_updated_date_time")
-            order = query.get("sortOrder", "DESC")
-            if column not in SORT_COLUMNS:
-                return self.error(400, "BadRequest", f"sortColumn: must be one of {sorted(SORT_COLUMNS)}")
-            if order not in ("ASC", "DESC"):
-                return self.error(400, "BadRequest", "sortOrder: must be ASC or DESC")
-            try:
-                limit = int(query.get("paginationLimit", 100))
-                offset = int(query.get("paginationOffset", 0))
-            except ValueError:
-                return self.error(400, "BadRequest", "paginationLimit, paginationOffset: integers")
-            if not 1 <= limit <= 1000 or offset < 0:
-                return self.error(400, "BadRequest", "paginationLimit: 1..1000; paginationOffset: >= 0")
-            filters = {
-                "type": query.getlist("type"),
-                "executionStatus": query.getlist("executionStatus"),
-            }
-            table, connections = query.get("targetTableName"), query.getlist("connectionName")
+            query = self._list_query(request)
+            if isinstance(query, str):
+                return self.error(400, "BadRequest", query)
             with self.lock:
-                for job in self.jobs.values():
-                    self._advance(job)  # a status change is an update: it moves the job up the default order
-                jobs = [
-                    j
-                    for j in self.jobs.values()
-                    if all(not wanted or j[key] in wanted for key, wanted in filters.items())
-                    and (table is None or j["target"].get("tableName") == table)
-                    and (not connections or (j.get("source") or {}).get("connectionName") in connections)
-                ]
-                jobs.sort(key=SORT_COLUMNS[column], reverse=order == "DESC")
-                page = jobs[offset : offset + limit]
-                return JSONResponse(
-                    {
-                        "values": [self._summary(j) for j in page],
-                        "moreResultsAvailable": offset + limit < len(jobs),
-                    }
-                )
+                views = [self._advance(j) for j in self.jobs.values()]
+            views = [v for v in views if self._listed(v, query)]
+            views.sort(key=SORT_COLUMNS[query["sortColumn"]], reverse=query["sortOrder"].upper() == "DESC")
+            start, limit = query["paginationOffset"], query["paginationLimit"]
+            page = views[start : start + limit]
+            return JSONResponse(
+                {
+                    "values": [self._summary(v) for v in page],
+                    "moreResultsAvailable": start + limit < len(views),
+                }
+            )
 
         def lookup(job_id: str) -> dict[str, Any] | JSONResponse:
             job = self.jobs.get(job_id)
@@ -444,7 +505,7 @@ class PolarisFake(FakeService):
                 return denied
             with self.lock:
                 job = lookup(job_id)
-                return job if isinstance(job, JSONResponse) else JSONResponse(self._advance(job))
+                return job if isinstance(job, JSONResponse) else JSONResponse(self._advance(job, read=True))
 
         @app.put(f"{base}/jobs/{{job_id}}")
         async def update_job(project_id: str, job_id: str, request: Request) -> JSONResponse:
@@ -457,12 +518,46 @@ class PolarisFake(FakeService):
                 job = lookup(job_id)
                 if isinstance(job, JSONResponse):
                     return job
-                self._advance(job)
-                if job["executionStatus"] not in TERMINAL:
-                    job.update(executionStatus="canceled", desiredExecutionStatus="canceled")
-                    self._touch(job, time.time())
-                    self.record("job_canceled", id=job_id)
+                self._cancel(job)
                 return JSONResponse(self._advance(job))
+
+        @app.get(f"{base}/jobs/{{job_id}}/status")
+        async def get_job_status(project_id: str, job_id: str, request: Request) -> JSONResponse:
+            if denied := self._denied(request, project_id):
+                return denied
+            with self.lock:
+                job = lookup(job_id)
+                if isinstance(job, JSONResponse):
+                    return job
+                return JSONResponse({"executionStatus": self._advance(job, read=True)["executionStatus"]})
+
+        @app.post(f"{base}/jobs/{{job_id}}/status")
+        async def update_job_status(project_id: str, job_id: str, request: Request) -> JSONResponse:
+            """The SDK's preferred way to cancel: ``{"desiredExecutionStatus": "canceled"}``.
+            ``running``/``suspended`` apply to streaming jobs only; this fake runs batch jobs."""
+            if denied := self._denied(request, project_id):
+                return denied
+            if "json" not in request.headers.get("content-type", ""):
+                return self.error(415, "UnsupportedMediaType", "Content-Type: application/json is required")
+            try:
+                body = await request.json()
+            except ValueError:
+                return self.error(400, "BadRequest", "body: not valid JSON")
+            desired = body.get("desiredExecutionStatus") if isinstance(body, dict) else None
+            if desired not in ("running", "canceled", "suspended"):
+                return self.error(
+                    400, "BadRequest", "desiredExecutionStatus: one of running, canceled, suspended"
+                )
+            with self.lock:
+                job = lookup(job_id)
+                if isinstance(job, JSONResponse):
+                    return job
+                if desired != "canceled":
+                    return self.error(
+                        400, "BadRequest", f"desiredExecutionStatus: a batch job cannot be {desired}"
+                    )
+                self._cancel(job)
+                return JSONResponse({"executionStatus": job["executionStatus"]})
 
         @app.get(f"{base}/jobs/{{job_id}}/metrics")
         async def job_metrics(project_id: str, job_id: str, request: Request) -> JSONResponse:

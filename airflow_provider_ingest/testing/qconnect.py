@@ -1,6 +1,7 @@
 """A fake Amazon Q in Connect (``qconnect``, signing name ``wisdom``): the REST-JSON routes of
-StartContentUpload, StartImportJob and GetImportJob as botocore's model has them, a presigned PUT
-endpoint, and import jobs that parse the uploaded quick-responses CSV.
+StartContentUpload, StartImportJob, GetImportJob, ListImportJobs and GetKnowledgeBase as
+botocore's model has them, a presigned PUT endpoint, and import jobs that parse the uploaded
+quick-responses CSV.
 
 moto has no ``qconnect``; point boto3 at this fake with the AWS connection's
 ``service_config: {"qconnect": {"endpoint_url": fake.url}}``. A row without a name or content is
@@ -24,6 +25,19 @@ from fastapi.responses import JSONResponse
 from airflow_provider_ingest.testing.server import FakeService
 
 KB_ARN_PREFIX = "arn:aws:wisdom:us-east-1:123456789012:knowledge-base/"
+# botocore's ImportJobSummary members (ImportJobData has url, urlExpiry, failedRecordReport too)
+SUMMARY_MEMBERS = {
+    "importJobId",
+    "knowledgeBaseId",
+    "uploadId",
+    "knowledgeBaseArn",
+    "importJobType",
+    "status",
+    "createdTime",
+    "lastModifiedTime",
+    "metadata",
+    "externalSourceConfiguration",
+}
 
 
 class QConnectFake(FakeService):
@@ -105,10 +119,12 @@ class QConnectFake(FakeService):
             rejected=len(rejected),
         )
 
-    def _view(self, job: dict[str, Any]) -> dict[str, Any]:
+    def _view(self, job: dict[str, Any], read: bool = False) -> dict[str, Any]:
+        """The job's public view, moved on by the fake's clock (``read``: a status read)."""
         if (
             job["status"] == "START_IN_PROGRESS"
-            and time.time() - job["createdTime"] >= self.processing_seconds
+            and self.job_age(job["importJobId"], (self.processing_seconds,), read=read)
+            >= self.processing_seconds
         ):
             self._process(job)
         return {k: v for k, v in job.items() if not k.startswith("_")}
@@ -213,9 +229,55 @@ class QConnectFake(FakeService):
                     "_sig": secrets.token_hex(16),
                 }
                 self.tokens[(knowledge_base_id, token)] = (job_id, fingerprint)
+                self.start_clock(job_id)
                 view = self._view(self.jobs[job_id])
             self.record("job_created", id=job_id)
             return JSONResponse({"importJob": view})
+
+        @app.get("/knowledgeBases/{knowledge_base_id}")
+        async def get_knowledge_base(knowledge_base_id: str, request: Request) -> Response:
+            """GetKnowledgeBase: the required members of botocore's KnowledgeBaseData."""
+            if denied := self._unsigned(request) or self._knowledge_base(knowledge_base_id):
+                return denied
+            return JSONResponse(
+                {
+                    "knowledgeBase": {
+                        "knowledgeBaseId": knowledge_base_id,
+                        "knowledgeBaseArn": f"{KB_ARN_PREFIX}{knowledge_base_id}",
+                        "name": f"quick-responses-{knowledge_base_id[:8]}",
+                        "knowledgeBaseType": "QUICK_RESPONSES",
+                        "status": "ACTIVE",
+                    }
+                }
+            )
+
+        @app.get("/knowledgeBases/{knowledge_base_id}/importJobs")
+        async def list_import_jobs(knowledge_base_id: str, request: Request) -> Response:
+            """ListImportJobs: ``importJobSummaries`` oldest first, ``maxResults`` 1 to 100, an
+            opaque ``nextToken`` while more remain."""
+            if denied := self._unsigned(request) or self._knowledge_base(knowledge_base_id):
+                return denied
+            query = request.query_params
+            try:
+                limit = int(query.get("maxResults", 100))
+                offset = int(query["nextToken"].removeprefix("page-")) if "nextToken" in query else 0
+            except ValueError:
+                return self.error(400, "ValidationException", "maxResults, nextToken: not valid")
+            if not 1 <= limit <= 100 or offset < 0:
+                return self.error(400, "ValidationException", "maxResults: 1 to 100")
+            with self.lock:
+                jobs = sorted(
+                    (j for j in self.jobs.values() if j["knowledgeBaseId"] == knowledge_base_id),
+                    key=lambda j: j["createdTime"],
+                )
+                summaries = [
+                    {k: v for k, v in self._view(j).items() if k in SUMMARY_MEMBERS}
+                    for j in jobs[offset : offset + limit]
+                ]
+            body: dict[str, Any] = {"importJobSummaries": summaries}
+            if offset + limit < len(jobs):
+                body["nextToken"] = f"page-{offset + limit}"
+            return JSONResponse(body)
 
         @app.get("/knowledgeBases/{knowledge_base_id}/importJobs/{import_job_id}")
         async def get_import_job(knowledge_base_id: str, import_job_id: str, request: Request) -> Response:
@@ -227,7 +289,7 @@ class QConnectFake(FakeService):
                     return self.error(
                         404, "ResourceNotFoundException", f"import job {import_job_id} not found"
                     )
-                return JSONResponse({"importJob": self._view(job)})
+                return JSONResponse({"importJob": self._view(job, read=True)})
 
         @app.get("/_reports/{import_job_id}")
         async def failed_record_report(import_job_id: str, request: Request) -> Response:

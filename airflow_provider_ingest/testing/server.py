@@ -1,8 +1,18 @@
 """The base of every vendor fake: a FastAPI app served by uvicorn in a thread, with a journal,
 fault injection and control endpoints under ``/_fake`` that need no auth.
 
-Jobs change state lazily, computed from elapsed time when read, so a fake has no background
-threads and its timings can be tuned mid-test through ``/_fake/config``.
+Jobs change state lazily, computed when read, so a fake has no background threads. When a job
+moves on is set by the fake's ``clock`` (a tunable, like the timings, through ``configure`` or
+``/_fake/config``):
+
+- ``wall`` (the default, for demos): a job moves on as real time passes, after the fake's
+  ``*_seconds`` timings;
+- ``polls``: each status read of a job moves it one state on (the reply shows the new state), or
+  each ``reads_per_step``-th read when that is more than 1;
+- ``steps``: a job moves on only when told, by ``advance(job_id)`` or ``POST /_fake/advance``.
+
+Tests that need an order (a job still running when the test acts, finished when it looks) use
+``polls`` or ``steps``: neither depends on how busy the machine is.
 """
 
 from __future__ import annotations
@@ -11,6 +21,7 @@ import asyncio
 import re
 import threading
 import time
+from collections.abc import Hashable, Sequence
 from typing import Any, ClassVar
 
 import uvicorn
@@ -22,6 +33,8 @@ from fastapi.responses import JSONResponse
 # ``malformed_after`` lets the app act and garbles its 2xx reply (the server did the work, the client
 # cannot read that it did), as ``drop_after`` does with the connection.
 FAULT_ACTIONS = {"status", "delay", "drop", "drop_after", "malformed", "malformed_after", "body"}
+CLOCKS = ("wall", "polls", "steps")
+CLOCK_TUNABLES = ("clock", "reads_per_step")
 
 
 class FaultInjector:
@@ -115,11 +128,14 @@ class FakeService:
     conn_id: ClassVar[str | None]
     tunables: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, *, s3_endpoint_url: str | None = None):
+    def __init__(self, *, s3_endpoint_url: str | None = None, clock: str = "wall", reads_per_step: int = 1):
         self.s3_endpoint_url = s3_endpoint_url
+        self.clock = self._check_clock(clock)
+        self.reads_per_step = reads_per_step
         # subclasses set their tunables before calling this; reset() puts them back
-        self._initial_tunables = {name: getattr(self, name) for name in self.tunables}
+        self._initial_tunables = {name: getattr(self, name) for name in (*CLOCK_TUNABLES, *self.tunables)}
         self.lock = threading.RLock()
+        self._progress: dict[Hashable, dict[str, Any]] = {}
         self._journal: list[dict[str, Any]] = []
         self._faults: list[dict[str, Any]] = []
         self.url = ""
@@ -152,6 +168,7 @@ class FakeService:
             self._faults.clear()
             for name, value in self._initial_tunables.items():
                 setattr(self, name, value)
+            self._progress.clear()
             self.reset_state()
 
     def error_body(self, code: str, message: str) -> dict[str, Any]:
@@ -162,6 +179,49 @@ class FakeService:
 
     def s3_client(self) -> Any:
         return moto_s3_client(self.s3_endpoint_url)
+
+    # --- the clock that moves jobs on -----------------------------------------------------------
+    @staticmethod
+    def _check_clock(clock: Any) -> str:
+        if clock not in CLOCKS:
+            raise ValueError(f"clock: must be one of {list(CLOCKS)}, got {clock!r}")
+        return clock
+
+    def start_clock(self, job: Hashable) -> None:
+        """A job (or document, or batch) starts its timeline now: at its first state."""
+        with self.lock:
+            self._progress[job] = {"born": time.time(), "steps": 0}
+
+    def job_age(self, job: Hashable, stages: Sequence[float], *, read: bool = False) -> float:
+        """Where a job stands on its timeline, in the fake's seconds: ``stages`` are the ages at
+        which it changes state, and the fake compares the age with them as for real time.
+
+        ``wall``: the seconds since :meth:`start_clock`. ``polls``: a status read (``read=True``)
+        moves it to the next stage first. ``steps``: only :meth:`advance` moves it."""
+        with self.lock:
+            progress = self._progress.setdefault(job, {"born": time.time(), "steps": 0})
+            if self.clock == "wall":
+                return time.time() - progress["born"]
+            if read and self.clock == "polls":
+                progress["reads"] = progress.get("reads", 0) + 1
+                if progress["reads"] % max(1, int(self.reads_per_step)) == 0:
+                    progress["steps"] += 1
+            # stages of zero length are passed at once, as in real time; each step ends one stage
+            ends = sorted({float(s) for s in stages if s > 0})
+            reached = min(progress["steps"], len(ends))
+            return ends[reached - 1] if reached else 0.0
+
+    def advance(self, job: Hashable | None = None, steps: int = 1) -> None:
+        """Move one job (every job when ``job`` is None) ``steps`` states on, whatever the clock
+        (under ``wall`` it is moved on as if that much time had passed: not supported)."""
+        if self.clock == "wall":
+            raise ValueError("advance: the fake's clock is 'wall'; configure clock='steps' or 'polls'")
+        with self.lock:
+            if job is not None and job not in self._progress:
+                raise KeyError(f"advance: no job {job!r}")
+            for key in [job] if job is not None else list(self._progress):
+                self._progress[key]["steps"] += steps
+        self.record("advanced", job=None if job is None else str(job), steps=steps)
 
     # --- journal --------------------------------------------------------------------------------
     def record(self, event: str, **data: Any) -> None:
@@ -223,9 +283,11 @@ class FakeService:
         return None
 
     def configure(self, **settings: Any) -> None:
-        unknown = set(settings) - set(self.tunables)
+        unknown = set(settings) - {*CLOCK_TUNABLES, *self.tunables}
         if unknown:
-            raise ValueError(f"not tunable: {sorted(unknown)}; tunable: {list(self.tunables)}")
+            raise ValueError(f"not tunable: {sorted(unknown)}; tunable: {[*CLOCK_TUNABLES, *self.tunables]}")
+        if "clock" in settings:
+            self._check_clock(settings["clock"])
         with self.lock:
             for key, value in settings.items():
                 setattr(self, key, value)
@@ -255,6 +317,17 @@ class FakeService:
         @app.post("/_fake/reset")
         async def reset() -> JSONResponse:
             return guarded(self.reset)
+
+        @app.post("/_fake/advance")
+        async def advance(request: Request) -> JSONResponse:
+            body = await request.json() if await request.body() else {}
+            try:
+                self.advance(body.get("job"), int(body.get("steps", 1)))
+            except KeyError as exc:
+                return JSONResponse({"code": "NotFound", "message": str(exc)}, status_code=404)
+            except (TypeError, ValueError) as exc:
+                return JSONResponse({"code": "BadRequest", "message": str(exc)}, status_code=400)
+            return JSONResponse({"ok": True})
 
         @app.post("/_fake/config")
         async def configure(request: Request) -> JSONResponse:

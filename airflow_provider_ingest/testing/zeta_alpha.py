@@ -115,10 +115,12 @@ class ZetaAlphaFake(FakeService):
         document["_content"] = data
         return "content_parse_error" if data.startswith(b"CORRUPT") else None
 
-    def _advance(self, document: dict[str, Any]) -> None:
+    def _advance(self, document: dict[str, Any], read: bool = False) -> None:
+        """Move the document on by the fake's clock (``read``: a status read)."""
         if document.get("_final"):
             return
-        age = time.time() - document["_since"]
+        ends = (self.ingesting_seconds, self.ingesting_seconds + self.indexing_seconds)
+        age = self.job_age(document["_clock"], ends, read=read)
         update = document["version"] > 1
         if age < self.ingesting_seconds:
             document["status"] = "ingesting"
@@ -138,7 +140,7 @@ class ZetaAlphaFake(FakeService):
             document["_final"] = True
 
     def _view(self, document: dict[str, Any], include_status: bool) -> dict[str, Any]:
-        self._advance(document)
+        self._advance(document, read=include_status)
         view = {k: v for k, v in document.items() if not k.startswith("_")}
         content = view.get("document_content")
         if content:
@@ -174,8 +176,10 @@ class ZetaAlphaFake(FakeService):
             "request_created_at": previous["request_created_at"] if previous else stamp,
             "request_last_updated_at": stamp,
             "_since": time.time(),
+            "_clock": (*key, version),
         }
         self.documents[key] = document
+        self.start_clock(document["_clock"])
         return {
             "document_id": item["document_id"],
             "version": str(version),
