@@ -181,9 +181,23 @@ class QConnectHook(AwsBaseHook):
         return JobSnapshot(import_job_id, status, state, reason)
 
     def get_import_job(self, knowledge_base_id: str, import_job_id: str) -> dict[str, Any]:
-        return self.conn.get_import_job(knowledgeBaseId=knowledge_base_id, importJobId=import_job_id)[
-            "importJob"
-        ]
+        """The import job. A 2xx reply without it (a cut or garbled body: botocore then returns
+        only ResponseMetadata) is read again, as the shared rules do for a malformed status reply,
+        within botocore's attempt budget; then it is an ``IngestApiError`` naming what was missing."""
+        attempts = max_attempts(self.conn)
+        for _ in range(attempts):
+            reply = self.conn.get_import_job(knowledgeBaseId=knowledge_base_id, importJobId=import_job_id)
+            job = reply.get("importJob") if isinstance(reply, dict) else None
+            if isinstance(job, dict) and job.get("status"):
+                return job
+        raise IngestApiError(
+            SERVICE,
+            "GET",
+            f"/knowledgeBases/{knowledge_base_id}/importJobs/{import_job_id}",
+            200,
+            f"{attempts} replies in a row had no importJob status",
+            "MalformedReply",
+        )
 
     def failure_summary(self, job: dict[str, Any]) -> str:
         """A short account of a failed import: its failed-record count and first few reasons."""
