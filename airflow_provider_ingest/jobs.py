@@ -93,6 +93,8 @@ def describe_job(job_id: Any) -> str:
     """A job id for a log line; a set of ids (Zeta Alpha documents) is summarised, not listed."""
     if isinstance(job_id, list):
         return f"of {len(job_id)} documents" + (f" ({job_id[0]}, ...)" if job_id else "")
+    if isinstance(job_id, dict) and "ingestion_job_id" in job_id:  # Zeta Alpha: a job of documents
+        return f"{job_id['ingestion_job_id']} ({job_id.get('documents')} documents)"
     return str(job_id)
 
 

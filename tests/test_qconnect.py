@@ -12,9 +12,18 @@ import requests
 from botocore.exceptions import ClientError
 from conftest import BUCKET, run_dag, run_trigger
 
-from airflow_provider_ingest.exceptions import IngestJobFailed
-from airflow_provider_ingest.hooks.qconnect import QConnectHook
-from airflow_provider_ingest.operators.qconnect import UPLOAD_ID_KEY, QConnectImportQuickResponsesOperator
+from airflow_provider_ingest.exceptions import (
+    IngestApiError,
+    IngestApiRejected,
+    IngestInputError,
+    IngestJobFailed,
+)
+from airflow_provider_ingest.hooks.qconnect import QConnectHook, max_attempts
+from airflow_provider_ingest.operators.qconnect import (
+    START_REPLY_ATTEMPTS,
+    UPLOAD_ID_KEY,
+    QConnectImportQuickResponsesOperator,
+)
 from airflow_provider_ingest.sensors.qconnect import QConnectImportJobSensor
 from airflow_provider_ingest.triggers.qconnect import QConnectImportJobTrigger
 
@@ -69,6 +78,7 @@ class TaskStateStore(dict):
 
 class TI:
     dag_id, run_id, task_id, map_index = "dag", "manual__1", "import", -1
+    stats_tags: dict = {}
 
 
 # --- the fake, driven by a real boto3 client ------------------------------------------------------
@@ -156,14 +166,25 @@ def test_same_run_task_and_file_give_one_job(qconnect, csvs):
     assert len(qconnect.journal(event="job_created")) == 1
 
 
+def botocore_attempts() -> int:
+    return max_attempts(QConnectHook().conn)
+
+
 @pytest.mark.parametrize("mode", ["poke", "deferred"])
 def test_retry_reattaches(airflow_db, qconnect, csvs, mode):
-    # Fail the worker's first status read (boto3's, not the trigger's aiobotocore): try 1 fails
-    # after the job started, in the poll (poke) or in execute_complete (deferred). The job ends on
-    # its second successful status read, not after some wall time: try 1 (poke) reads it at most
-    # once after the fault, so it cannot see the job end, however slow the machine.
-    qconnect.configure(clock="polls", reads_per_step=2)
-    qconnect.add_fault(action="status", status=400, method="GET", path=r"/importJobs/", agent="^Boto3/")
+    # Fail the worker's first status read (boto3's, not the trigger's aiohttp) with 503 on every
+    # one of botocore's attempts: try 1 fails after the job started, in the poll (poke) or in
+    # execute_complete (deferred), whatever the job's progress; try 2 re-attaches to the job. The
+    # faults are used up by try 1, so try 2's reads all succeed.
+    qconnect.add_fault(
+        action="status",
+        status=503,
+        retry_after="0",
+        times=botocore_attempts(),
+        method="GET",
+        path=r"/importJobs/",
+        agent="^Boto3/",
+    )
     run, tis = run_dag(f"test_qconnect_{mode}")
     assert run.state == "success"
     assert tis["import"].try_number == 2
@@ -297,3 +318,151 @@ def test_sigv4_signature_matches_botocore(token, url):
     ours = AwsSigV4(None, "wisdom", "eu-west-2").sign(frozen, "GET", url, when)
     assert ours["Authorization"] == reference.headers["Authorization"]
     assert ours.get("x-amz-security-token") == reference.headers.get("X-Amz-Security-Token")
+
+
+# --- exactly once: cut replies, retries after a failed import, status errors, the knowledge base ------
+CUSTOM_KB = "2c1d6e3f-4a5b-4c6d-9e7f-8091a2b3c4d5"  # the fake's CUSTOM knowledge base
+
+
+def task_context():
+    return {"ti": TI(), "task_state_store": TaskStateStore()}
+
+
+def start_requests(qconnect):
+    return [r for r in qconnect.journal() if r.get("method") == "POST" and r["path"].endswith("/importJobs")]
+
+
+def test_a_start_reply_cut_mid_body_is_sent_again_with_the_same_token(qconnect, csvs):
+    """Issue 16, item 3: botocore returns only ResponseMetadata for a cut body; the start is sent
+    again at once, with the same clientToken, and the job the first call made is returned."""
+    qconnect.configure(cut_start_replies=2)
+    job_id = import_op().execute(task_context())
+    starts = qconnect.journal(event="start_import_job")
+    assert len(starts) == 3 and len({s["token"] for s in starts}) == 1
+    assert {s["id"] for s in starts} == {job_id}
+    assert [j["id"] for j in qconnect.journal(event="job_created")] == [job_id]
+
+
+def test_replies_without_the_job_beyond_the_budget_fail_naming_the_token(qconnect, csvs):
+    qconnect.configure(cut_start_replies=100)
+    context = task_context()
+    with pytest.raises(IngestApiError, match="no importJob, for clientToken [0-9a-f]{64}") as info:
+        import_op().execute(context)
+    token = qconnect.journal(event="start_import_job")[0]["token"]
+    assert token in str(info.value) and len(start_requests(qconnect)) == START_REPLY_ATTEMPTS
+    assert len(qconnect.journal(event="job_created")) == 1
+    # Airflow's retry sends the same token and gets the job the cut replies named
+    qconnect.configure(cut_start_replies=0)
+    job_id = import_op().execute(context)
+    assert [j["id"] for j in qconnect.journal(event="job_created")] == [job_id]
+    assert {s["token"] for s in qconnect.journal(event="start_import_job")} == {token}
+
+
+@pytest.mark.parametrize("fixed", [True, False], ids=["file-fixed", "file-unchanged"])
+def test_a_retry_after_a_failed_import_uploads_again_under_a_new_token(qconnect, csvs, s3, fixed):
+    """Issue 16, item 4: the token and upload of a FAILED import are not reused (the same token
+    would return the failed job forever), whether or not the file changed."""
+    s3.put_object(Bucket=BUCKET, Key="qr/fixed-later.csv", Body=BAD)
+    context = task_context()
+    with pytest.raises(IngestJobFailed, match="missing name"):
+        import_op(s3_key=f"s3://{BUCKET}/qr/fixed-later.csv").execute(context)
+    first_job = qconnect.journal(event="job_created")[0]["id"]
+    if fixed:
+        s3.put_object(Bucket=BUCKET, Key="qr/fixed-later.csv", Body=GOOD)  # the user fixes the CSV
+        job_id = import_op(s3_key=f"s3://{BUCKET}/qr/fixed-later.csv").execute(context)
+        assert qconnect.jobs[job_id]["status"] == "COMPLETE"
+    else:
+        with pytest.raises(IngestJobFailed, match="missing name") as info:
+            import_op(s3_key=f"s3://{BUCKET}/qr/fixed-later.csv").execute(context)
+        assert first_job not in str(info.value)  # a new job failed, not the first one again
+    uploads = qconnect.journal(event="upload_received")
+    sent = (BAD, GOOD if fixed else BAD)
+    assert [u["sha256"] for u in uploads] == [hashlib.sha256(b).hexdigest() for b in sent]
+    jobs = [j["id"] for j in qconnect.journal(event="job_created")]
+    assert len(jobs) == 2 and qconnect.jobs[jobs[1]]["uploadId"] == uploads[1]["upload_id"]
+    assert context["task_state_store"][UPLOAD_ID_KEY]["upload_id"] == uploads[1]["upload_id"]
+    assert len({s["token"] for s in qconnect.journal(event="start_import_job")}) == 2
+
+
+def test_a_changed_object_is_uploaded_again_before_its_first_job(qconnect, csvs, s3):
+    """The upload of a try whose start failed is reused only while the S3 object (its ETag) is
+    unchanged."""
+    s3.put_object(Bucket=BUCKET, Key="qr/changing.csv", Body=GOOD)
+    qconnect.add_fault(
+        action="status",
+        status=503,
+        retry_after="0",
+        times=botocore_attempts(),
+        method="POST",
+        path=r"/importJobs$",
+    )
+    context = task_context()
+    with pytest.raises(IngestApiError, match="503"):
+        import_op(s3_key=f"s3://{BUCKET}/qr/changing.csv").execute(context)
+    assert qconnect.journal(event="job_created") == []
+    changed = GOOD + b"new,A new quick response\n"
+    s3.put_object(Bucket=BUCKET, Key="qr/changing.csv", Body=changed)
+    job_id = import_op(s3_key=f"s3://{BUCKET}/qr/changing.csv").execute(context)
+    uploads = qconnect.journal(event="upload_received")
+    assert [u["sha256"] for u in uploads] == [hashlib.sha256(b).hexdigest() for b in (GOOD, changed)]
+    assert qconnect.jobs[job_id]["uploadId"] == uploads[1]["upload_id"]
+
+
+@pytest.mark.parametrize(
+    ("fault", "error", "text"),
+    [
+        ({"status": 403}, IngestApiRejected, "HTTP 403.*injected fault"),
+        ({"status": 503, "retry_after": "0", "times": 100}, IngestApiError, "HTTP 503"),
+    ],
+    ids=["403-final", "503-past-botocore-attempts"],
+)
+def test_a_status_error_in_the_poke_wait_is_not_swallowed(qconnect, csvs, fault, error, text):
+    """Issue 16, item 11: a status read that fails (past botocore's own retries) fails the task
+    with the vendor's message, at once; it is not read as "did not finish in time"."""
+    qconnect.configure(processing_seconds=60)  # the job is still running when the read fails
+    qconnect.add_fault(action="status", method="GET", path=r"/importJobs/", **fault)
+    with pytest.raises(error, match=text) as info:
+        import_op(timeout=60).execute(task_context())
+    assert "did not finish" not in str(info.value)
+
+
+def test_transient_status_errors_are_retried_in_the_poke_wait(qconnect, csvs):
+    qconnect.add_fault(action="status", status=503, retry_after="0", method="GET", path=r"/importJobs/")
+    qconnect.add_fault(action="status", status=429, retry_after="0", method="GET", path=r"/importJobs/")
+    assert import_op().execute(task_context()) in qconnect.jobs
+
+
+def test_a_knowledge_base_of_another_type_fails_before_any_upload(qconnect, csvs):
+    """Issue 16, item 13."""
+    with pytest.raises(IngestInputError, match=f"knowledge_base_id: {CUSTOM_KB} is a CUSTOM knowledge base"):
+        import_op(knowledge_base_id=CUSTOM_KB).execute(task_context())
+    assert [r["path"] for r in qconnect.journal() if "path" in r] == [f"/knowledgeBases/{CUSTOM_KB}"]
+
+
+def test_an_arn_is_resolved_to_its_id_and_never_put_in_a_url(qconnect, csvs):
+    arn = f"arn:aws:wisdom:us-east-1:123456789012:knowledge-base/{KB}"
+    job_id = import_op(knowledge_base_id=arn).execute(task_context())
+    assert qconnect.jobs[job_id]["knowledgeBaseArn"] == arn
+    paths = [r["path"] for r in qconnect.journal() if "path" in r]
+    assert paths and not [p for p in paths if "arn" in p]
+    elsewhere = f"arn:aws:wisdom:eu-west-1:210987654321:knowledge-base/{KB}"
+    with pytest.raises(IngestInputError, match="not the knowledge base the connection reaches"):
+        import_op(knowledge_base_id=elsewhere).execute(task_context())
+    not_a_kb = f"arn:aws:wisdom:us-east-1:123456789012:quick-response/{KB}/{CUSTOM_KB}"
+    with pytest.raises(IngestInputError, match="the ARN of a quick-response"):
+        import_op(knowledge_base_id=not_a_kb).execute(task_context())
+
+
+def test_an_unknown_knowledge_base_fails_without_retry(qconnect, csvs):
+    with pytest.raises(IngestInputError, match="no knowledge base 00000000"):
+        import_op(knowledge_base_id="00000000-0000-4000-8000-000000000000").execute(task_context())
+    assert qconnect.journal(event="upload_received") == []
+
+
+def test_get_knowledge_base_as_botocore_models_it(qconnect):
+    kb = client(qconnect).get_knowledge_base(knowledgeBaseId=KB)["knowledgeBase"]
+    assert kb["knowledgeBaseType"] == "QUICK_RESPONSES" and kb["knowledgeBaseId"] == KB
+    assert kb["knowledgeBaseArn"].endswith(f":knowledge-base/{KB}") and kb["status"] == "ACTIVE"
+    with pytest.raises(ClientError) as info:
+        client(qconnect).get_knowledge_base(knowledgeBaseId="00000000-0000-4000-8000-000000000000")
+    assert info.value.response["Error"]["Code"] == "ResourceNotFoundException"

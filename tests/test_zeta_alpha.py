@@ -12,7 +12,7 @@ import requests
 from botocore.utils import parse_timestamp
 from conftest import BUCKET, run_trigger
 
-from airflow_provider_ingest.exceptions import IngestJobFailed
+from airflow_provider_ingest.exceptions import IngestInputError, IngestJobFailed
 from airflow_provider_ingest.hooks.zeta_alpha import ZetaAlphaHook, compute_document_id, s3_document_id
 from airflow_provider_ingest.operators.zeta_alpha import (
     S3ToZetaAlphaOperator,
@@ -298,7 +298,8 @@ def test_sensor_on_a_mix_of_statuses(zeta, s3):
     for name, body in [("ok.txt", b"fine"), ("bad.txt", b"CORRUPT"), ("late.txt", b"slow")]:
         s3.put_object(Bucket=BUCKET, Key=f"za-sensor/{name}", Body=body)
     zeta.configure(ingesting_seconds=1.5)  # room for the first poke, even on a loaded machine
-    ids = ingest_op("za-sensor/", wait_for_completion=False).execute({})["document_ids"]
+    ingest_op("za-sensor/", wait_for_completion=False).execute({})
+    ids = [s3_document_id(BUCKET, f"za-sensor/{n}") for n in ("ok.txt", "bad.txt", "late.txt")]
     sensor = ZetaAlphaDocumentsSensor(task_id="wait", document_ids=ids, poll_interval=0.05)
     assert sensor.poke({}) is False  # all still in progress
     zeta.configure(ingesting_seconds=0.1)
@@ -312,7 +313,8 @@ def test_sensor_on_a_mix_of_statuses(zeta, s3):
 def test_trigger_round_trip_checks_statuses_in_chunks(zeta, s3):
     for n in range(150):
         s3.put_object(Bucket=BUCKET, Key=f"za-many/{n:03d}.txt", Body=b"x")
-    ids = ingest_op("za-many/", wait_for_completion=False).execute({})["document_ids"]
+    ingest_op("za-many/", wait_for_completion=False).execute({})
+    ids = [s3_document_id(BUCKET, f"za-many/{n:03d}.txt") for n in range(150)]  # the sensor's form
     trigger = ZetaAlphaDocumentsTrigger(
         job_id=ids, conn_id="zeta_alpha_default", deadline=time.time() + 30, poll_interval=0.1
     )
@@ -323,3 +325,143 @@ def test_trigger_round_trip_checks_statuses_in_chunks(zeta, s3):
     assert event["status"] == "success" and event["job"]["details"]["statuses"] == {"indexed": 150}
     polls = [r for r in zeta.journal() if r.get("method") == "GET" and "aiohttp" in r.get("agent", "")]
     assert polls and len(polls) % 2 == 0  # 150 ids -> two filter calls per poll, never one per document
+
+
+# --- issue 16: sync safety, bounded state, custom schemas, documents not visible yet -----------------
+def delete_requests(zeta):
+    return [r for r in zeta.journal() if r.get("path", "").endswith("/delete-document-batches")]
+
+
+def test_sync_of_an_empty_listing_deletes_nothing_unless_allowed(zeta, folder, s3):
+    """Item 6: a wrong or moved prefix must not empty the content source."""
+    prefix, _ = folder
+    assert ingest_op(prefix, sync=True, content_source_id="kb-empty").execute({})["sent"] == 5
+    empty = f"za-nothing-here/{time.time_ns()}/"
+    with pytest.raises(IngestInputError, match=r"lists no objects.*delete all 5 documents.*allow_empty_sync"):
+        ingest_op(empty, sync=True, content_source_id="kb-empty").execute({})
+    assert delete_requests(zeta) == []
+    assert len(list(ZetaAlphaHook().filter_documents(content_source_id="kb-empty"))) == 5
+    emptied = ingest_op(empty, sync=True, content_source_id="kb-empty", allow_empty_sync=True).execute({})
+    assert emptied["deleted"] == 5
+    assert list(ZetaAlphaHook().filter_documents(content_source_id="kb-empty")) == []
+
+
+def test_sync_above_max_deletes_fails_before_any_delete(zeta, folder, s3, capfd):
+    prefix, _ = folder
+    assert ingest_op(prefix, sync=True, content_source_id="kb-max").execute({})["sent"] == 5
+    for gone in ("a.txt", "b.md", "c.pdf"):
+        s3.delete_object(Bucket=BUCKET, Key=prefix + gone)
+    with pytest.raises(
+        IngestInputError, match=r"would delete 3 of the 5 documents.*max_deletes=2 allows \(2\)"
+    ):
+        ingest_op(prefix, sync=True, content_source_id="kb-max", max_deletes=2).execute({})
+    with pytest.raises(IngestInputError, match=r"max_deletes=0.4 allows \(2\)"):
+        ingest_op(prefix, sync=True, content_source_id="kb-max", max_deletes=0.4).execute({})
+    assert delete_requests(zeta) == []
+    capfd.readouterr()
+    done = ingest_op(prefix, sync=True, content_source_id="kb-max", max_deletes=0.6).execute({})
+    assert done["deleted"] == 3 and len(delete_requests(zeta)) == 1
+    assert "Sync: deleting 3 of the 5 documents of content source kb-max" in capfd.readouterr().out
+
+
+class SyntheticFolder(S3ToZetaAlphaOperator):
+    """The operator over a listing of ``count`` objects made up in memory, each sent as a small
+    document: S3 and content building are not what is measured; the operator's state is, and it
+    comes from the real path (send, ledger, trigger, XCom)."""
+
+    count = 100_000
+
+    def list_objects(self, bucket, prefix):
+        from datetime import UTC, datetime
+
+        stamp = datetime(2026, 1, 1, tzinfo=UTC)
+        for n in range(self.count):
+            yield {
+                "Key": f"{prefix}doc-{n:06d}.txt",
+                "ETag": f'"{n:032x}"',
+                "Size": 10,
+                "LastModified": stamp,
+            }
+
+    def document(self, bucket, obj):
+        return {
+            "document_id": s3_document_id(bucket, obj["Key"]),
+            "uri": f"s3://{bucket}/{obj['Key']}",
+            "document_content": {"content_type": "text/plain", "from_": {"plain_text_string": "x"}},
+        }
+
+
+def test_task_state_trigger_and_xcom_stay_under_16_kb_at_100000_documents(zeta):
+    """Item 7: the job id is the ingestion job, not every document id."""
+    from airflow.sdk.exceptions import TaskDeferred
+
+    class TI:
+        dag_id, run_id, task_id, map_index, try_number = "d", "r", "za", -1, 1
+        stats_tags: dict = {}
+
+        def __init__(self):
+            self.xcoms = {}
+
+        def xcom_push(self, key, value):
+            self.xcoms[key] = value
+
+        def xcom_pull(self, task_ids=None, key="return_value"):
+            return self.xcoms.get(key)
+
+    class Store(dict):
+        def set(self, key, value):
+            self[key] = value
+
+        def delete(self, key):
+            self.pop(key, None)
+
+    context = {"ti": TI(), "task_state_store": Store()}
+    op = SyntheticFolder(
+        task_id="za",
+        s3_prefix=f"s3://{BUCKET}/za-synthetic/",
+        deferrable=True,
+        content_mode="url",
+        batch_max_documents=10_000,
+        batch_max_bytes=64 * 1024 * 1024,
+    )
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context)
+    assert sum(batches(zeta)) == 100_000
+    _, trigger_kwargs = deferred.value.trigger.serialize()
+    job = context["task_state_store"][op.external_id_key]
+    assert job["documents"] == 100_000 and job["ingestion_job_id"]
+    result = op.job_result(job, None, context)
+    context["ti"].xcom_push("return_value", result)
+    sizes = {
+        "task_state_store": len(json.dumps(context["task_state_store"])),
+        "trigger kwargs": len(json.dumps(trigger_kwargs)),
+        "xcoms": len(json.dumps(context["ti"].xcoms)),
+    }
+    assert all(size < 16 * 1024 for size in sizes.values()), sizes
+
+
+def test_an_index_with_a_custom_schema_refusing_the_etag_key_fails_naming_it(zeta, folder):
+    """Item 14: the index's custom schema does not define ``s3_etag``."""
+    prefix, _ = folder
+    zeta.configure(custom_metadata_keys=["department"])
+    with pytest.raises(
+        IngestInputError, match=r"custom_metadata key 's3_etag'.*add 's3_etag'.*index configuration"
+    ):
+        ingest_op(prefix, sync=True, content_source_id="kb-schema", batch_max_documents=2).execute({})
+    assert batches(zeta) == [0]  # the first batch told: nothing else was sent
+    zeta.configure(custom_metadata_keys=["department", "s3_etag"])  # configured as the error says
+    assert ingest_op(prefix, sync=True, content_source_id="kb-schema").execute({})["sent"] == 5
+    again = ingest_op(prefix, sync=True, content_source_id="kb-schema").execute({})
+    assert (again["sent"], again["skipped"]) == (0, 5)  # the ETag is kept: nothing is resent
+
+
+def test_a_document_not_visible_yet_is_pending_within_the_grace(zeta, folder):
+    """Item 14: right after sending, a document may not be visible yet (``not_found``)."""
+    prefix, _ = folder
+    zeta.configure(hide_for_polls=3)  # three status reads see nothing
+    result = ingest_op(prefix).execute({})
+    assert result["statuses"] == {"indexed": 5}
+    zeta.reset()
+    zeta.configure(hide_for_polls=3)
+    with pytest.raises(IngestJobFailed, match="5 never became visible"):
+        ingest_op(prefix, not_found_grace=0).execute({})

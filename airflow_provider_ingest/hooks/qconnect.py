@@ -6,6 +6,7 @@ import asyncio
 import csv
 import io
 import json
+import re
 import threading
 from collections.abc import Callable
 from functools import cached_property
@@ -14,8 +15,9 @@ from typing import Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
+from airflow_provider_ingest.exceptions import FINAL_CLIENT_ERRORS, IngestApiError, IngestApiRejected
 from airflow_provider_ingest.http import RETRYABLE_STATUSES, ApiClient, RetryPolicy, mask, parse_retry_after
-from airflow_provider_ingest.jobs import StatusTable
+from airflow_provider_ingest.jobs import JobSnapshot, JobState, StatusTable
 
 REPORT_SAMPLE = 3
 SERVICE = "Amazon Q in Connect"
@@ -37,6 +39,35 @@ def status_table(waiter_name: str = "import_job_complete") -> StatusTable:
 
 
 IMPORT_JOB_STATUSES = status_table()
+
+# Errors a retry of the task cannot fix (the request, the resource or the permissions are wrong).
+# Q in Connect's model gives ThrottlingException HTTP 400, so the code decides, not the status.
+FINAL_ERROR_CODES = frozenset(
+    {"ValidationException", "ResourceNotFoundException", "AccessDeniedException", "ConflictException"}
+)
+
+
+def as_provider_error(exc: Exception) -> Exception:
+    """A botocore ``ClientError`` as the provider's error: :class:`IngestApiRejected` (Airflow does
+    not retry it) for the codes in :data:`FINAL_ERROR_CODES`, :class:`IngestApiError` for the rest
+    (throttling or a 5xx past botocore's own retries: Airflow's retry may succeed). Both keep the
+    vendor's message, which ``with_provider_rules`` already prefixed with the call and status."""
+    from botocore.exceptions import ClientError
+
+    if not isinstance(exc, ClientError):
+        return exc
+    error = exc.response.get("Error") or {}
+    code = str(error.get("Code") or "")
+    status = (exc.response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+    # An error without a code (botocore then uses the status as its code) follows the shared
+    # rule for statuses (exceptions.FINAL_CLIENT_ERRORS).
+    final = code in FINAL_ERROR_CODES or (code == str(status) and status in FINAL_CLIENT_ERRORS)
+    kind = IngestApiRejected if final else IngestApiError
+    message, method, endpoint = str(error.get("Message") or exc), exc.operation_name, ""
+    named = re.match(rf"^{re.escape(SERVICE)} (\S+) (\S+): HTTP \d+: (.*)$", message, re.DOTALL)
+    if named:  # with_provider_rules' form: the call, then the vendor's own message
+        method, endpoint, message = named.groups()
+    return kind(SERVICE, method, endpoint, status, message, code or None)
 
 
 def max_attempts(client: Any) -> int:
@@ -138,10 +169,35 @@ class QConnectHook(AwsBaseHook):
         # The amazon provider looks in its own package; our waiter ships with us.
         return WAITER_PATH
 
+    def get_knowledge_base(self, knowledge_base_id: str) -> dict[str, Any]:
+        return self.conn.get_knowledge_base(knowledgeBaseId=knowledge_base_id)["knowledgeBase"]
+
+    def import_job_snapshot(self, knowledge_base_id: str, import_job_id: str) -> JobSnapshot:
+        """One observation of an import job; a failed one carries its failed-record summary."""
+        job = self.get_import_job(knowledge_base_id, import_job_id)
+        status = str(job.get("status") or "")
+        state = IMPORT_JOB_STATUSES.state_of(status)
+        reason = self.failure_summary(job) if state is JobState.FAILED else None
+        return JobSnapshot(import_job_id, status, state, reason)
+
     def get_import_job(self, knowledge_base_id: str, import_job_id: str) -> dict[str, Any]:
-        return self.conn.get_import_job(knowledgeBaseId=knowledge_base_id, importJobId=import_job_id)[
-            "importJob"
-        ]
+        """The import job. A 2xx reply without it (a cut or garbled body: botocore then returns
+        only ResponseMetadata) is read again, as the shared rules do for a malformed status reply,
+        within botocore's attempt budget; then it is an ``IngestApiError`` naming what was missing."""
+        attempts = max_attempts(self.conn)
+        for _ in range(attempts):
+            reply = self.conn.get_import_job(knowledgeBaseId=knowledge_base_id, importJobId=import_job_id)
+            job = reply.get("importJob") if isinstance(reply, dict) else None
+            if isinstance(job, dict) and job.get("status"):
+                return job
+        raise IngestApiError(
+            SERVICE,
+            "GET",
+            f"/knowledgeBases/{knowledge_base_id}/importJobs/{import_job_id}",
+            200,
+            f"{attempts} replies in a row had no importJob status",
+            "MalformedReply",
+        )
 
     def failure_summary(self, job: dict[str, Any]) -> str:
         """A short account of a failed import: its failed-record count and first few reasons."""

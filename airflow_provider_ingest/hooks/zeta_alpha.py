@@ -3,6 +3,7 @@ batches, retrieve and filter documents. Every call is scoped by the ``tenant`` q
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from hashlib import sha1
 from typing import Any
@@ -26,6 +27,8 @@ DOCUMENT_STATUSES = StatusTable.of(
     },
 )
 STATUS_CHUNK = 100  # document ids per filter call when checking statuses
+STATUS_PAGE = 1000  # documents per filter page when checking an ingestion job's statuses
+NOT_VISIBLE = "not_found"
 
 
 def compute_document_id(internal_id: str) -> str:
@@ -43,6 +46,79 @@ def document_state(document: dict[str, Any]) -> JobState | None:
     if status == "ingested" and document.get("is_indexable") is False:
         return JobState.SUCCEEDED  # stored but never meant to be indexed
     return DOCUMENT_STATUSES.state_of(status)
+
+
+def ingestion_job(
+    ingestion_job_id: str | None, documents: int, sent_at: float, grace: float
+) -> dict[str, Any]:
+    """The job id of a document ingestion: small whatever the folder size (issue 16, item 7).
+
+    Every document sent carries ``content_ingestion_job_id``, and the filter endpoint selects by it,
+    so the wait needs the ingestion job's id and how many documents to expect, not their ids.
+    ``sent_at`` (epoch seconds) and ``grace`` (seconds) bound how long a sent document may stay
+    invisible (``not_found``) before it counts as failed."""
+    return {
+        "ingestion_job_id": ingestion_job_id,
+        "documents": documents,
+        "sent_at": sent_at,
+        "not_found_grace": grace,
+    }
+
+
+def ingestion_snapshot(job: dict[str, Any], found: dict[str, dict[str, Any]], now: float) -> JobSnapshot:
+    """One snapshot of an ingestion job from the documents the filter returned for it. A document
+    sent but not visible yet (or reported ``not_found``) is pending within the grace period after
+    ``sent_at``, and failed after it."""
+    expected = int(job.get("documents") or 0)
+    within_grace = now - float(job.get("sent_at") or 0) < float(job.get("not_found_grace") or 0)
+    counts: dict[str, int] = {}
+    done, failed, waiting, unknown = 0, [], 0, set()
+    for doc_id, document in found.items():
+        status = str(document.get("status") or NOT_VISIBLE)
+        counts[status] = counts.get(status, 0) + 1
+        state = document_state(document)
+        if status == NOT_VISIBLE and within_grace:
+            waiting += 1
+        elif state is JobState.SUCCEEDED:
+            done += 1
+        elif state is JobState.FAILED:
+            failed.append(doc_id)
+        else:
+            waiting += 1
+            if state is None:
+                unknown.add(status)
+    missing = max(0, expected - len(found))
+    if missing:
+        counts[NOT_VISIBLE] = counts.get(NOT_VISIBLE, 0) + missing
+        if within_grace:
+            waiting += missing
+    details = {
+        "document_count": expected,
+        "statuses": counts,
+        "ingestion_job_id": job.get("ingestion_job_id"),
+    }
+    progress = f"{done} of {expected} indexed"
+    warning = f"unexpected document status {', '.join(sorted(unknown))}; still waiting" if unknown else None
+    if waiting:
+        return JobSnapshot(
+            "documents", "in progress", JobState.RUNNING, progress=progress, warning=warning, details=details
+        )
+    if failed or missing:
+        named = ", ".join(
+            f"{d} ({found[d].get('status', NOT_VISIBLE)}: "
+            f"{','.join(found[d].get('error_codes') or []) or 'no error code'})"
+            for d in failed[:20]
+        )
+        more = f" and {len(failed) - 20} more" if len(failed) > 20 else ""
+        invisible = (
+            f"{'; and ' if failed else ''}{missing} never became visible (not_found "
+            f"{job.get('not_found_grace')}s after sending)"
+            if missing
+            else ""
+        )
+        reason = f"{len(failed) + missing} of {expected} document(s) failed: {named}{more}{invisible}"
+        return JobSnapshot("documents", "failed", JobState.FAILED, reason, progress, details=details)
+    return JobSnapshot("documents", "indexed", JobState.SUCCEEDED, progress=progress, details=details)
 
 
 def documents_snapshot(document_ids: list[str], found: dict[str, dict[str, Any]]) -> JobSnapshot:
@@ -131,7 +207,11 @@ class ZetaAlphaHook(IngestHttpHook):
         # Batches are upserts keyed by document id: resending one after a lost reply is harmless.
         return client.json("POST", path, params=self._params(batch=True), json=body, idempotent=True)
 
-    def ingest_documents(self, documents: list[dict[str, Any]]) -> dict[str, Any]:
+    def ingest_documents(
+        self, documents: list[dict[str, Any]], content_ingestion_job_id: str | None = None
+    ) -> dict[str, Any]:
+        if content_ingestion_job_id:
+            documents = [{**d, "content_ingestion_job_id": content_ingestion_job_id} for d in documents]
         return self._batch("documents/document-batches", {"documents": documents})
 
     def update_access_rights(
@@ -164,7 +244,41 @@ class ZetaAlphaHook(IngestHttpHook):
     def _status_query(self, chunk: list[str]) -> list[tuple[str, str]]:
         return self._params(document_id_in=chunk, include_document_status=True, page_size=len(chunk))
 
-    def job_snapshot(self, job_id: list[str]) -> JobSnapshot:
+    def _job_query(self, job: dict[str, Any], page: int) -> list[tuple[str, str]]:
+        return self._params(
+            content_ingestion_job_id=job["ingestion_job_id"],
+            include_document_status=True,
+            page=page,
+            page_size=STATUS_PAGE,
+        )
+
+    def job_snapshot(self, job_id: Any) -> JobSnapshot:
+        """A snapshot of an ingestion job (see :func:`ingestion_job`), or of a list of document ids."""
+        if isinstance(job_id, dict):
+            return self._ingestion_snapshot(job_id)
+        return self._documents_snapshot(job_id)
+
+    def _ingestion_snapshot(self, job: dict[str, Any]) -> JobSnapshot:
+        client = self.client
+        found: dict[str, dict[str, Any]] = {}
+        page: int | None = 1 if job.get("ingestion_job_id") and job.get("documents") else None
+        while page is not None:
+            reply = client.json("GET", "documents", params=self._job_query(job, page)) or {}
+            found.update({d["document_id"]: d for d in reply.get("results", [])})
+            page = (reply.get("next") or {}).get("page")
+        return ingestion_snapshot(job, found, time.time())
+
+    async def _aingestion_snapshot(self, job: dict[str, Any]) -> JobSnapshot:
+        client = await self.aclient()
+        found: dict[str, dict[str, Any]] = {}
+        page: int | None = 1 if job.get("ingestion_job_id") and job.get("documents") else None
+        while page is not None:
+            reply = await client.json("GET", "documents", params=self._job_query(job, page)) or {}
+            found.update({d["document_id"]: d for d in reply.get("results", [])})
+            page = (reply.get("next") or {}).get("page")
+        return ingestion_snapshot(job, found, time.time())
+
+    def _documents_snapshot(self, job_id: list[str]) -> JobSnapshot:
         client = self.client
         found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(job_id), STATUS_CHUNK):
@@ -174,7 +288,9 @@ class ZetaAlphaHook(IngestHttpHook):
             found.update({d["document_id"]: d for d in (reply or {}).get("results", [])})
         return documents_snapshot(job_id, found)
 
-    async def ajob_snapshot(self, job_id: list[str]) -> JobSnapshot:
+    async def ajob_snapshot(self, job_id: Any) -> JobSnapshot:
+        if isinstance(job_id, dict):
+            return await self._aingestion_snapshot(job_id)
         client = await self.aclient()  # first: it reads tenant and index without blocking
         found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(job_id), STATUS_CHUNK):

@@ -3,25 +3,39 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import hashlib
-import math
 import re
-import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
-from airflow.exceptions import AirflowException
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
-from airflow.providers.amazon.aws.utils.waiter_with_logging import wait
-from airflow.sdk import Context, ResumableJobMixin
+from airflow.sdk import Context
+from botocore.exceptions import ClientError
 
-from airflow_provider_ingest.hooks.qconnect import IMPORT_JOB_STATUSES, QConnectHook
+from airflow_provider_ingest.exceptions import (
+    IngestApiError,
+    IngestInputError,
+    IngestJobFailed,
+    IngestJobTimeout,
+)
+from airflow_provider_ingest.hooks.qconnect import (
+    IMPORT_JOB_STATUSES,
+    SERVICE,
+    QConnectHook,
+    as_provider_error,
+)
 from airflow_provider_ingest.http import ApiClient, mask
-from airflow_provider_ingest.jobs import JobState
+from airflow_provider_ingest.jobs import JobState, wait_for_job
 from airflow_provider_ingest.lineage import QConnectLineage
-from airflow_provider_ingest.operators.base import default_deferrable
+from airflow_provider_ingest.operators.base import (
+    ExactlyOnceJobMixin,
+    default_deferrable,
+    fail_fast_on_bad_input,
+)
 from airflow_provider_ingest.sensors.qconnect import check_import_job
 from airflow_provider_ingest.triggers.qconnect import QConnectImportJobTrigger
 from airflow_provider_ingest.validation import (
@@ -58,7 +72,11 @@ KNOWLEDGE_BASE_ID = re.compile(
 MAX_METADATA_ENTRIES = 10
 MAX_STRING = 4096
 CHUNK = 1 << 20
-UPLOAD_ID_KEY = "qconnect_upload_id"
+UPLOAD_ID_KEY = "qconnect_upload_id"  # {"upload_id", "etag"}: the upload the next start call uses
+# StartImportJob calls per try whose 2xx reply carries no ``importJob`` (a body cut in transit:
+# botocore then returns only ResponseMetadata) before the task gives up, naming the clientToken.
+START_REPLY_ATTEMPTS = 3
+KB_ARN = re.compile(rf"^arn:[a-z-]+:wisdom:[a-z0-9-]*:[0-9]{{12}}:([a-z-]+)/({_UUID}(?:/{_UUID})*)$")
 
 
 def normalize_column(name: str) -> str:
@@ -79,15 +97,31 @@ class _S3Upload:
         return self.size
 
 
-class QConnectImportQuickResponsesOperator(QConnectLineage, ResumableJobMixin, AwsBaseOperator[QConnectHook]):
+class QConnectImportQuickResponsesOperator(
+    QConnectLineage, ExactlyOnceJobMixin, AwsBaseOperator[QConnectHook]
+):
     """Upload the quick-responses CSV at ``s3_key`` to a knowledge base and import it.
 
     The CSV is checked before any Q in Connect call (exists, not empty, UTF-8, a header naming at
-    least the name and content columns). ``start_content_upload`` gives a presigned URL; the object
-    is streamed from S3 to it with every header in ``headersToInclude``, then ``start_import_job``
-    runs with a ``clientToken`` derived from the DAG run, task and file, so a retried task gets the
-    same import job back rather than a second one. The upload id is kept in ``task_state_store``
-    so a retry reuses the upload the token was first sent with. Returns the import job id.
+    least the name and content columns), then the knowledge base (``GetKnowledgeBase``): it must be
+    a ``QUICK_RESPONSES`` knowledge base, or the task fails before any upload. An ARN is accepted
+    and turned into the knowledge base's id locally (the API's URLs cannot contain the ARN), then
+    checked against the ARN ``GetKnowledgeBase`` returns, so a region or account other than the
+    connection's is refused by name instead of reaching another knowledge base.
+
+    ``start_content_upload`` gives a presigned URL; the object is streamed from S3 to it with every
+    header in ``headersToInclude``, then ``start_import_job`` runs with a ``clientToken`` derived
+    from the DAG run, task, map index, file and upload id. StartImportJob is idempotent on that
+    token, so a start whose reply was lost or cut (no ``importJob`` in it) is sent again at once,
+    up to ``START_REPLY_ATTEMPTS`` times in a try; a retried task sends it again too and gets the
+    same job back, never a second one. The upload (its id and the object's ETag) is kept in
+    ``task_state_store`` and reused only while the job it fed is in progress or complete: after a
+    FAILED import, or once the S3 object changed, the retry uploads the file again under a new
+    token (the same token would return the failed job forever).
+
+    Import jobs cannot be canceled through the API: a timeout leaves the job to finish. Wrong
+    arguments and errors a retry cannot fix (validation, unknown resource, access denied,
+    conflict) fail without Airflow's retries. Returns the import job id.
 
     :param s3_key: The CSV, as ``s3://bucket/key`` or, with ``s3_bucket``, as a key (templated).
     :param knowledge_base_id: The id or ARN of a ``QUICK_RESPONSES`` knowledge base (templated).
@@ -107,6 +141,9 @@ class QConnectImportQuickResponsesOperator(QConnectLineage, ResumableJobMixin, A
 
     aws_hook_class = QConnectHook
     external_id_key = "qconnect_import_job_id"
+    start_is_idempotent = True  # clientToken: the same request returns the same job
+    can_cancel = False  # the API has no call that stops an import job
+    how_to_check = "the knowledge base's import jobs (ListImportJobs)"
     template_fields = aws_template_fields(
         "s3_key", "s3_bucket", "knowledge_base_id", "metadata", "external_source_configuration"
     )
@@ -127,6 +164,8 @@ class QConnectImportQuickResponsesOperator(QConnectLineage, ResumableJobMixin, A
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        self.resubmit_on_unknown_start = False  # never needed: the start is idempotent
+        self.cancel_on_timeout = False  # nothing to cancel with
         self.s3_key = s3_key
         self.s3_bucket = s3_bucket
         self.knowledge_base_id = knowledge_base_id
@@ -138,6 +177,8 @@ class QConnectImportQuickResponsesOperator(QConnectLineage, ResumableJobMixin, A
         self.timeout = timeout
         self.presigned_url_ttl_minutes = presigned_url_ttl_minutes
         self.job_id: str | None = None
+        self.etag: str | None = None
+        self.kb_id: str | None = None  # checked by GetKnowledgeBase; never an ARN
 
     # --- checks before any Q in Connect call ------------------------------------------------------
     def s3_location(self) -> tuple[str, str]:
@@ -200,6 +241,7 @@ class QConnectImportQuickResponsesOperator(QConnectLineage, ResumableJobMixin, A
             ) from None
         if not head["ContentLength"]:
             raise ValueError(f"s3_key: {uri} is empty")
+        self.etag = str(head.get("ETag") or "").strip('"')
         decoder = codecs.getincrementaldecoder("utf-8")()
         body = self.s3_client.get_object(Bucket=bucket, Key=key)["Body"]
         header_text, offset = "", 0
@@ -224,23 +266,84 @@ class QConnectImportQuickResponsesOperator(QConnectLineage, ResumableJobMixin, A
             self.log.warning("Columns the import may not know: %s", unknown)
         return head["ContentLength"]
 
-    # --- ResumableJobMixin -----------------------------------------------------------------------
-    def execute(self, context: Context) -> Any:
-        self.validate()
-        return self.execute_resumable(context)
+    # --- the knowledge base -----------------------------------------------------------------------
+    def kb_path_id(self) -> str:
+        """``knowledge_base_id`` as the API's URLs take it: the id, also when an ARN was given."""
+        arn = KB_ARN.match(self.knowledge_base_id)
+        return arn.group(2) if arn else self.knowledge_base_id
 
-    def client_token(self, context: Context) -> str:
+    def knowledge_base(self) -> str:
+        """The knowledge base's id, once ``GetKnowledgeBase`` showed a QUICK_RESPONSES knowledge
+        base (and, for an ARN, the very one the ARN names). Raises :class:`IngestInputError`."""
+        if self.kb_id is not None:
+            return self.kb_id
+        given = self.knowledge_base_id
+        arn = KB_ARN.match(given)
+        if arn and (arn.group(1) != "knowledge-base" or "/" in arn.group(2)):
+            raise IngestInputError(
+                f"knowledge_base_id: {given!r} is the ARN of a {arn.group(1)}, not of a knowledge base"
+            )
+        kb_id = self.kb_path_id()
+        try:
+            kb = self.hook.get_knowledge_base(kb_id)
+        except ClientError as exc:
+            error = as_provider_error(exc)
+            if getattr(error, "code", None) != "ResourceNotFoundException":
+                raise error from exc
+            where = " in the connection's region and account" if arn else ""
+            raise IngestInputError(
+                f"knowledge_base_id: no knowledge base {kb_id}{where} ({error.server_message})"
+            ) from None
+        if arn and kb.get("knowledgeBaseArn") != given:
+            raise IngestInputError(
+                f"knowledge_base_id: the ARN {given} is not the knowledge base the connection reaches "
+                f"under that id ({kb.get('knowledgeBaseArn')}): check the region and account"
+            )
+        if kb.get("knowledgeBaseType") != "QUICK_RESPONSES":
+            raise IngestInputError(
+                f"knowledge_base_id: {given} is a {kb.get('knowledgeBaseType')} knowledge base; quick "
+                "responses can be imported only into a QUICK_RESPONSES knowledge base"
+            )
+        self.kb_id = kb_id
+        return kb_id
+
+    # --- ExactlyOnceJobMixin ---------------------------------------------------------------------
+    def execute(self, context: Context) -> Any:
+        with fail_fast_on_bad_input(), provider_errors():
+            self.validate()
+            self.knowledge_base()  # before any upload
+            return self.execute_resumable(context)
+
+    @property
+    def service_name(self) -> str:
+        return SERVICE
+
+    def object_etag(self) -> str:
+        """The S3 object's ETag, read once per operator (``check_csv`` reads it first)."""
+        if self.etag is None:
+            bucket, key = self.s3_location()
+            self.etag = str(self.s3_client.head_object(Bucket=bucket, Key=key).get("ETag") or "").strip('"')
+        return self.etag
+
+    def describe_start(self) -> str:
+        return f"the import of {self.s3_key}"
+
+    def client_token(self, context: Context, upload_id: str) -> str:
+        """The same for every call of one upload in one task (its tries, its resends); another
+        upload (after a FAILED import, or a changed file) gets another token."""
         ti = context.get("ti")
-        if ti is None:  # outside a task run there is no retry to protect
-            return uuid.uuid4().hex
+        if ti is not None:
+            run = f"{ti.dag_id}|{ti.run_id}|{ti.task_id}|{ti.map_index}"
+        else:  # outside a task run: no retry to protect, but resends in this call still share it
+            run = self.__dict__.setdefault("_run_seed", uuid.uuid4().hex)
         bucket, key = self.s3_location()
-        seed = f"{ti.dag_id}|{ti.run_id}|{ti.task_id}|{ti.map_index}|s3://{bucket}/{key}|{self.knowledge_base_id}"
+        seed = f"{run}|s3://{bucket}/{key}|{self.kb_path_id()}|{upload_id}"
         return hashlib.sha256(seed.encode()).hexdigest()
 
     def upload(self) -> str:
         bucket, key = self.s3_location()
         reply = self.hook.conn.start_content_upload(
-            knowledgeBaseId=self.knowledge_base_id,
+            knowledgeBaseId=self.kb_path_id(),
             contentType="text/csv",
             presignedUrlTimeToLive=self.presigned_url_ttl_minutes,
         )
@@ -255,13 +358,47 @@ class QConnectImportQuickResponsesOperator(QConnectLineage, ResumableJobMixin, A
         self.log.info("Uploaded s3://%s/%s (%d bytes) as upload %s", bucket, key, size, reply["uploadId"])
         return reply["uploadId"]
 
-    def submit_job(self, context: Context) -> str:
-        store = context.get("task_state_store")
-        upload_id = store.get(UPLOAD_ID_KEY) if store is not None else None
-        if not upload_id:
+    def reusable_upload(self, context: Context) -> str | None:
+        """The stored upload, while the object is unchanged and no FAILED import used it."""
+        ledger = self.ledger(context)
+        record = ledger.store.get(UPLOAD_ID_KEY)
+        if isinstance(record, str):  # stored by an earlier version: an id without its ETag
+            record = {"upload_id": record, "etag": None}
+        if not isinstance(record, dict) or not record.get("upload_id"):
+            return None
+        upload_id = record["upload_id"]
+        if record.get("etag") not in (None, self.object_etag()):
+            self.log.info(
+                "%s changed since upload %s (ETag %s, now %s): uploading it again",
+                self.s3_key,
+                upload_id,
+                record.get("etag"),
+                self.etag,
+            )
+            return None
+        previous = ledger.job_id()
+        if previous:
+            job = self.hook.get_import_job(self.kb_path_id(), previous)
+            if job.get("uploadId") == upload_id and (
+                IMPORT_JOB_STATUSES.state_of(job.get("status")) is JobState.FAILED
+            ):
+                self.log.info(
+                    "Import job %s of upload %s ended %s: uploading again under a new clientToken",
+                    previous,
+                    upload_id,
+                    job.get("status"),
+                )
+                return None
+        return upload_id
+
+    def submit(self, context: Context) -> str:
+        kb_id = self.knowledge_base()
+        upload_id = self.reusable_upload(context)
+        if upload_id is None:
             upload_id = self.upload()
-            if store is not None:
-                store.set(UPLOAD_ID_KEY, upload_id)
+            record = {"upload_id": upload_id, "etag": self.object_etag()}
+            self.ledger(context).store.set(UPLOAD_ID_KEY, record)
+        token = self.client_token(context, upload_id)
         optional = {
             k: v
             for k, v in (
@@ -270,19 +407,40 @@ class QConnectImportQuickResponsesOperator(QConnectLineage, ResumableJobMixin, A
             )
             if v
         }
-        job = self.hook.conn.start_import_job(
-            knowledgeBaseId=self.knowledge_base_id,
-            importJobType="QUICK_RESPONSES",
-            uploadId=upload_id,
-            clientToken=self.client_token(context),
+        request = {
+            "knowledgeBaseId": kb_id,
+            "importJobType": "QUICK_RESPONSES",
+            "uploadId": upload_id,
+            "clientToken": token,
             **optional,
-        )["importJob"]
-        self.job_id = job["importJobId"]
-        self.log.info("Started Q in Connect import job %s", self.job_id)
-        return self.job_id
+        }
+        for attempt in range(1, START_REPLY_ATTEMPTS + 1):
+            reply = self.start_call(context, request, lambda: self.hook.conn.start_import_job(**request))
+            job = reply.get("importJob") if isinstance(reply, dict) else None
+            if isinstance(job, dict) and job.get("importJobId"):
+                return job["importJobId"]
+            # The body was cut or garbled after the service acted (or not): the token makes a
+            # resend safe, and it returns the job the first call made, if it made one.
+            self.log.warning(
+                "StartImportJob replied without the import job (%d of %d); sending it again with "
+                "clientToken %s",
+                attempt,
+                START_REPLY_ATTEMPTS,
+                token,
+            )
+        # The intent stays recorded: Airflow's retry sends the same token again and gets the job.
+        raise IngestApiError(
+            SERVICE,
+            "POST",
+            f"/knowledgeBases/{kb_id}/importJobs",
+            200,
+            f"{START_REPLY_ATTEMPTS} replies in a row carried no importJob, for clientToken {token}; "
+            "a job may have started: a retry of this task sends the same clientToken and gets it back",
+            "NoImportJob",
+        )
 
     def get_job_status(self, external_id: Any, context: Context) -> str:
-        return self.hook.get_import_job(self.knowledge_base_id, external_id)["status"]
+        return self.hook.get_import_job(self.kb_path_id(), external_id)["status"]
 
     def is_job_active(self, status: str) -> bool:
         # an unknown status keeps waiting, as in the waiter: re-attach rather than submit twice
@@ -293,46 +451,65 @@ class QConnectImportQuickResponsesOperator(QConnectLineage, ResumableJobMixin, A
 
     def poll_until_complete(self, external_id: Any, context: Context) -> Any:
         self.job_id = external_id
-        if self.wait_for_completion and self.deferrable:
+        if not self.wait_for_completion:
+            return external_id
+        deadline = self.deadline(context)  # stored with the job: a retry keeps it
+        if self.deferrable:
             self.defer(
                 trigger=QConnectImportJobTrigger(
-                    knowledge_base_id=self.knowledge_base_id,
+                    knowledge_base_id=self.kb_path_id(),
                     import_job_id=external_id,
-                    deadline=time.time() + self.timeout,
+                    deadline=deadline,
                     waiter_delay=self.poll_interval,
                     aws_conn_id=self.aws_conn_id,
                     region_name=self.region_name,
                 ),
                 method_name="execute_complete",
             )
-        if self.wait_for_completion:
-            self.wait(external_id)
-        return external_id  # the mixin returns this on re-attach
-
-    def wait(self, import_job_id: str) -> None:
-        """Poke with the package's waiter (the amazon provider's logging wait loop)."""
-        try:
-            wait(
-                waiter=self.hook.get_waiter("import_job_complete"),
-                waiter_delay=self.poll_interval,
-                waiter_max_attempts=max(1, math.ceil(self.timeout / max(self.poll_interval, 0.1))),
-                args={"knowledgeBaseId": self.knowledge_base_id, "importJobId": import_job_id},
-                failure_message="Amazon Q in Connect import job failed",
-                status_message="Import job status",
-                status_args=["importJob.status"],
+        with self.cancel_when_timed_out(external_id):
+            # Every status read either answers or raises: botocore retries what is transient
+            # (within its attempts, honouring Retry-After), anything else fails with the
+            # vendor's message. Nothing is swallowed and decided on a later read.
+            wait_for_job(
+                _ImportJobs(self.hook, self.kb_path_id()),
+                external_id,
+                poll_interval=self.poll_interval,
+                deadline=deadline,
+                log=self.log,
             )
-        except AirflowException:
-            pass  # the job's own state says what happened; a failure is summarised below
-        job = self.hook.get_import_job(self.knowledge_base_id, import_job_id)
-        if not check_import_job(self.hook, job):
-            raise TimeoutError(f"Q in Connect import job {import_job_id} did not finish in {self.timeout}s")
+        return external_id  # the mixin returns this on re-attach
 
     def get_job_result(self, external_id: Any, context: Context) -> Any:
         return external_id
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
-        import_job_id = (event or {}).get("import_job_id") or self.job_id
-        job = self.hook.get_import_job(self.knowledge_base_id, import_job_id)
-        if not check_import_job(self.hook, job):
-            raise TimeoutError(f"Q in Connect import job {import_job_id}: {(event or {}).get('message')}")
-        return import_job_id
+        with provider_errors():
+            import_job_id = (event or {}).get("import_job_id") or self.job_id
+            job = self.hook.get_import_job(self.kb_path_id(), import_job_id)
+            if check_import_job(self.hook, job):
+                return import_job_id
+            message = (event or {}).get("message") or f"the wait ended without a result: {event!r}"
+            raise (IngestJobTimeout if (event or {}).get("status") == "timeout" else IngestJobFailed)(
+                f"Amazon Q in Connect import job {import_job_id}: {message}"
+            )
+
+
+class _ImportJobs:
+    """The import jobs of one knowledge base, as the shared wait (``wait_for_job``) reads a job."""
+
+    service = SERVICE
+
+    def __init__(self, hook: QConnectHook, knowledge_base_id: str):
+        self.hook, self.knowledge_base_id = hook, knowledge_base_id
+
+    def job_snapshot(self, job_id: str) -> Any:
+        return self.hook.import_job_snapshot(self.knowledge_base_id, job_id)
+
+
+@contextlib.contextmanager
+def provider_errors() -> Iterator[None]:
+    """botocore's ``ClientError`` as the provider's errors (see ``as_provider_error``)."""
+    try:
+        yield
+    except ClientError as exc:
+        raise as_provider_error(exc) from exc

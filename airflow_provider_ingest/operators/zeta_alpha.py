@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import base64
+import math
 import mimetypes
 import re
+import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime
@@ -15,8 +18,8 @@ from typing import Any
 from airflow.sdk import BaseOperator, Context
 from botocore.parsers import DEFAULT_TIMESTAMP_PARSER, ResponseParserFactory
 
-from airflow_provider_ingest.exceptions import IngestJobFailed
-from airflow_provider_ingest.hooks.zeta_alpha import ZetaAlphaHook, s3_document_id
+from airflow_provider_ingest.exceptions import IngestInputError, IngestJobFailed
+from airflow_provider_ingest.hooks.zeta_alpha import ZetaAlphaHook, ingestion_job, s3_document_id
 from airflow_provider_ingest.jobs import JobSnapshot
 from airflow_provider_ingest.lineage import ZetaAlphaLineage
 from airflow_provider_ingest.operators.base import IngestJobOperator
@@ -167,9 +170,26 @@ class S3ToZetaAlphaOperator(ZetaAlphaLineage, IngestJobOperator):
 
     With ``sync=True`` (requires ``content_source_id``) the index mirrors the folder: objects whose
     ETag (``custom_metadata[etag_metadata_key]``) or last-modified time is unchanged are skipped,
-    and documents of the content source whose object is gone are deleted.
+    and documents of the content source whose object is gone are deleted. Like rsync's
+    ``--max-delete``, a sync never deletes more than ``max_deletes`` documents (a count, or a float
+    fraction of the content source's documents; default 100, a count, so a small source keeps its
+    ordinary deletions while a wrong prefix on a large one stops): above it, or when the listing is
+    empty (unless ``allow_empty_sync=True``), the task fails before any delete, naming the counts.
+    It logs how many documents it deletes before it does.
 
-    Returns ``{"document_ids", "sent", "skipped", "deleted", "statuses"}``.
+    ``custom_metadata`` keys are defined by the index configuration. Sync writes the object's ETag
+    to ``custom_metadata[etag_metadata_key]`` (``"s3_etag"``); an index with a custom schema must
+    define that key (a string), or the documents are refused and the task fails naming the key.
+    With ``etag_metadata_key=None`` objects are compared by ``last_updated_at``, which an index with
+    a custom schema does not keep: every object is then sent again on every run.
+
+    Every document of one run joins one content ingestion job (the first batch's reply names it),
+    and the wait selects the documents by that job, so the task's state, its trigger and its XCom
+    stay small whatever the folder size. A document sent but not visible yet (``not_found``) counts
+    as pending for ``not_found_grace`` seconds after sending, then as failed. Document batches are
+    upserts by id: the start is idempotent, and indexing cannot be canceled.
+
+    Returns ``{"ingestion_job_id", "sent", "skipped", "deleted", "statuses"}``.
 
     :param s3_prefix: ``s3://bucket/prefix``: every object under it becomes one document (templated).
     :param content_source_id: The content source the documents belong to (templated); required
@@ -197,6 +217,8 @@ class S3ToZetaAlphaOperator(ZetaAlphaLineage, IngestJobOperator):
     hook_class = ZetaAlphaHook
     trigger_class = ZetaAlphaDocumentsTrigger
     external_id_key = "zeta_alpha_document_ids"
+    start_is_idempotent = True  # document batches are upserts keyed by document id
+    can_cancel = False  # indexing cannot be canceled; sent documents stay
     list_page_size = 1000  # keys per listing request; 1000 is S3's maximum
     template_fields = (
         "s3_prefix",
@@ -220,6 +242,9 @@ class S3ToZetaAlphaOperator(ZetaAlphaLineage, IngestJobOperator):
         max_in_flight: int = 4,
         url_expires_in: int = 12 * 3600,
         etag_metadata_key: str | None = "s3_etag",
+        allow_empty_sync: bool = False,
+        max_deletes: int | float = 100,
+        not_found_grace: float = 60.0,
         zeta_alpha_conn_id: str = "zeta_alpha_default",
         aws_conn_id: str | None = "aws_default",
         **kwargs: Any,
@@ -236,6 +261,9 @@ class S3ToZetaAlphaOperator(ZetaAlphaLineage, IngestJobOperator):
         self.max_in_flight = max_in_flight
         self.url_expires_in = url_expires_in
         self.etag_metadata_key = etag_metadata_key
+        self.allow_empty_sync = allow_empty_sync
+        self.max_deletes = max_deletes
+        self.not_found_grace = not_found_grace
         self.aws_conn_id = aws_conn_id
         self.summary: dict[str, Any] = {}
 
@@ -253,6 +281,17 @@ class S3ToZetaAlphaOperator(ZetaAlphaLineage, IngestJobOperator):
         if self.etag_metadata_key is not None:
             check_type(self.etag_metadata_key, str, "etag_metadata_key")
         check_int(self.url_expires_in, "url_expires_in", 1, MAX_PRESIGN_SECONDS)
+        check_type(self.allow_empty_sync, bool, "allow_empty_sync")
+        if isinstance(self.max_deletes, bool) or not isinstance(self.max_deletes, int | float):
+            raise ValueError(f"max_deletes: a count (int) or a fraction (float), not {self.max_deletes!r}")
+        if isinstance(self.max_deletes, float) and not 0 <= self.max_deletes <= 1:
+            raise ValueError(f"max_deletes: a fraction must be within 0.0 and 1.0, not {self.max_deletes}")
+        if self.max_deletes < 0:
+            raise ValueError(f"max_deletes: must not be negative, not {self.max_deletes}")
+        if isinstance(self.not_found_grace, bool) or not isinstance(self.not_found_grace, int | float):
+            raise ValueError(f"not_found_grace: seconds (a number), not {self.not_found_grace!r}")
+        if self.not_found_grace < 0:
+            raise ValueError(f"not_found_grace: must not be negative, not {self.not_found_grace}")
         if self.sync and not self.content_source_id:
             raise ValueError("content_source_id: required with sync=True (it scopes what may be deleted)")
 
@@ -345,7 +384,40 @@ class S3ToZetaAlphaOperator(ZetaAlphaLineage, IngestJobOperator):
             yield batch
 
     # --- IngestJobOperator -------------------------------------------------------------------------
-    def submit(self, context: Context) -> list[str]:
+    def delete_limit(self, existing: int) -> int:
+        """How many documents one sync may delete: ``max_deletes`` as a count, or as a fraction
+        (a float) of the content source's documents."""
+        if isinstance(self.max_deletes, float):
+            return math.floor(self.max_deletes * existing)
+        return int(self.max_deletes)
+
+    def check_custom_metadata(self, errors: list[dict[str, str]]) -> None:
+        """Fail, naming the key and the fix, when the index refused ``etag_metadata_key``."""
+        key = self.etag_metadata_key
+        refused = [e for e in errors if key and key in (e.get("error_message") or "")]
+        if not refused:
+            return
+        raise IngestInputError(
+            f"etag_metadata_key: Zeta Alpha refused custom_metadata key {key!r} for {len(refused)} "
+            f"document(s) ({refused[0]['error_message']}). The index has a custom schema that does "
+            f"not define it: add {key!r} (a string) to the index configuration's custom_metadata "
+            "keys, or set etag_metadata_key to a string key the index defines. (etag_metadata_key="
+            "None compares last_updated_at instead, which an index with a custom schema does not "
+            "keep: every object would be sent again on every run.)"
+        )
+
+    def submit(self, context: Context) -> dict[str, Any]:
+        request = {
+            "s3_prefix": self.s3_prefix,
+            "content_source_id": self.content_source_id,
+            "sync": self.sync,
+            "content_mode": self.content_mode,
+        }
+        # Batches are upserts keyed by document id: sending them again after a lost reply, a kill
+        # or a timeout changes nothing (start_is_idempotent), so the whole send is the "start".
+        return self.start_call(context, request, lambda: self.send_folder(context))
+
+    def send_folder(self, context: Context) -> dict[str, Any]:
         bucket, prefix = parse_s3_uri(self.s3_prefix, "s3_prefix")
         existing = (
             {
@@ -371,17 +443,51 @@ class S3ToZetaAlphaOperator(ZetaAlphaLineage, IngestJobOperator):
                 else:
                     yield obj
 
+        job: dict[str, Any] = {"id": None}
+
+        def send(batch: list[dict[str, Any]]) -> dict[str, Any]:
+            reply = self.hook.ingest_documents([self.document(bucket, o) for o in batch], job["id"])
+            if job["id"] is None:
+                named = [d.get("content_ingestion_job_id") for d in (reply or {}).get("documents") or []]
+                job["id"] = next((n for n in named if n), None)
+            return reply
+
+        def ids_of(batch: list[dict[str, Any]]) -> list[str]:
+            return [s3_document_id(bucket, o["Key"]) for o in batch]
+
         errors: list[dict[str, str]] = []
-        sent, batch_errors = send_batches(
-            self.object_batches(to_send(), errors, bucket),
-            lambda batch: self.hook.ingest_documents([self.document(bucket, o) for o in batch]),
-            lambda batch: [s3_document_id(bucket, o["Key"]) for o in batch],
-            self.max_in_flight,
-        )
+        sent_at = time.time()
+        batches = iter(self.object_batches(to_send(), errors, bucket))
+        sent: list[str] = []
+        # One batch at a time until a reply names the ingestion job the platform made for it; the
+        # rest join that job, in parallel, so the wait can select them all by its id.
+        for batch in batches:
+            accepted, batch_errors = send_batches([batch], send, ids_of, 1)
+            sent += accepted
+            errors += batch_errors
+            self.check_custom_metadata(batch_errors)
+            if accepted and job["id"] is None:  # no id in the reply: name the job ourselves
+                job["id"] = f"airflow-{uuid.uuid4()}"
+                errors += send_batches([batch], send, ids_of, 1)[1]  # the same documents, upserted
+            if job["id"] is not None:
+                break
+        accepted, batch_errors = send_batches(batches, send, ids_of, self.max_in_flight)
+        sent += accepted
         errors += batch_errors
+        self.check_custom_metadata(errors)
         deleted: list[str] = []
         if self.sync:  # the listing is complete once every batch was sent
             stale = [doc_id for doc_id in existing if doc_id not in current]
+            self.check_deletions(listed["objects"], len(existing), len(stale))
+            if stale:
+                self.log.info(
+                    "Sync: deleting %d of the %d documents of content source %s whose objects are "
+                    "gone from %s",
+                    len(stale),
+                    len(existing),
+                    self.content_source_id,
+                    self.s3_prefix,
+                )
             deleted, delete_errors = send_batches(
                 chunks(stale, self.batch_max_documents),
                 lambda ids: self.hook.delete_documents(ids, self.content_source_id),
@@ -400,14 +506,34 @@ class S3ToZetaAlphaOperator(ZetaAlphaLineage, IngestJobOperator):
         if ti := context.get("ti"):
             ti.xcom_push(key="ingest_summary", value=self.summary)
         raise_for_errors("documents", errors, listed["objects"] - listed["skipped"] + len(deleted))
-        return sent
+        return ingestion_job(job["id"], len(sent), sent_at, self.not_found_grace)
+
+    def check_deletions(self, objects: int, existing: int, stale: int) -> None:
+        """Refuse, before any delete, a sync that would empty or gut the content source."""
+        where = f"content source {self.content_source_id!r}"
+        if objects == 0 and existing:
+            if self.allow_empty_sync:
+                return  # asked for: the prefix is meant to be empty
+            raise IngestInputError(
+                f"s3_prefix: {self.s3_prefix} lists no objects, and sync=True would delete all "
+                f"{existing} documents of {where}; nothing was deleted. Check the prefix (a typo, a "
+                "moved folder), or set allow_empty_sync=True to empty the content source."
+            )
+        limit = self.delete_limit(existing)
+        if stale > limit:
+            raise IngestInputError(
+                f"max_deletes: sync would delete {stale} of the {existing} documents of {where} "
+                f"(objects gone from {self.s3_prefix}), more than max_deletes={self.max_deletes!r} "
+                f"allows ({limit}); nothing was deleted. Raise max_deletes if that is intended."
+            )
 
     def job_result(self, job_id: Any, snapshot: JobSnapshot | None, context: Context) -> Any:
         summary = self.summary
         if not summary and (ti := context.get("ti")):  # resumed after deferral: pushed before
             summary = ti.xcom_pull(task_ids=ti.task_id, key="ingest_summary", map_indexes=ti.map_index) or {}
+        job = job_id if isinstance(job_id, dict) else {}
         return {
-            "document_ids": job_id,
+            "ingestion_job_id": job.get("ingestion_job_id"),
             **{k: summary.get(k) for k in ("sent", "skipped", "deleted")},
             "statuses": (snapshot.details if snapshot else {}).get("statuses"),
         }

@@ -1,7 +1,13 @@
 """A fake Amazon Q in Connect (``qconnect``, signing name ``wisdom``): the REST-JSON routes of
-StartContentUpload, StartImportJob, GetImportJob, ListImportJobs and GetKnowledgeBase as
+GetKnowledgeBase, StartContentUpload, StartImportJob, GetImportJob and ListImportJobs as
 botocore's model has them, a presigned PUT endpoint, and import jobs that parse the uploaded
 quick-responses CSV.
+
+Knowledge bases have a type (``knowledgeBaseType``): ``knowledge_base_ids`` are QUICK_RESPONSES
+ones, ``other_knowledge_bases`` maps more ids to another type (CUSTOM, EXTERNAL...). An ARN in a
+URL path is refused (the model: "URLs cannot contain the ARN"). StartImportJob is idempotent on
+``clientToken`` (an ``idempotencyToken`` in the model): the same token with the same parameters
+returns the job the first call made; with other parameters it is a ConflictException.
 
 moto has no ``qconnect``; point boto3 at this fake with the AWS connection's
 ``service_config: {"qconnect": {"endpoint_url": fake.url}}``. A row without a name or content is
@@ -42,17 +48,27 @@ SUMMARY_MEMBERS = {
 
 class QConnectFake(FakeService):
     conn_id = None  # reached through the AWS connection's service_config, not a connection of its own
-    tunables = ("processing_seconds",)
+    # cut_start_replies: StartImportJob replies cut mid-body after the fake acted, as a proxy or a
+    # dropped connection leaves them (botocore then returns only ResponseMetadata)
+    tunables = ("processing_seconds", "cut_start_replies")
 
     def __init__(
         self,
         *,
         knowledge_base_ids: tuple[str, ...] = ("1b0c5d2e-3f4a-4b5c-8d6e-7f8091a2b3c4",),
+        other_knowledge_bases: dict[str, str] | None = None,
         processing_seconds: float = 0.5,
         **kwargs: Any,
     ):
-        self.knowledge_base_ids = set(knowledge_base_ids)
+        self.knowledge_base_types = {kb: "QUICK_RESPONSES" for kb in knowledge_base_ids}
+        self.knowledge_base_types.update(
+            other_knowledge_bases
+            if other_knowledge_bases is not None
+            else {"2c1d6e3f-4a5b-4c6d-9e7f-8091a2b3c4d5": "CUSTOM"}
+        )
+        self.knowledge_base_ids = set(self.knowledge_base_types)
         self.processing_seconds = processing_seconds
+        self.cut_start_replies = 0
         self.uploads: dict[str, dict[str, Any]] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
         self.tokens: dict[tuple[str, str], tuple[str, str]] = {}
@@ -83,6 +99,10 @@ class QConnectFake(FakeService):
         return None
 
     def _knowledge_base(self, knowledge_base_id: str) -> JSONResponse | None:
+        if knowledge_base_id.startswith("arn:"):
+            return self.error(
+                400, "ValidationException", "knowledgeBaseId: URLs cannot contain the ARN; use the id"
+            )
         if knowledge_base_id not in self.knowledge_base_ids:
             response = self.error(
                 404, "ResourceNotFoundException", f"knowledge base {knowledge_base_id} not found"
@@ -128,6 +148,15 @@ class QConnectFake(FakeService):
         ):
             self._process(job)
         return {k: v for k, v in job.items() if not k.startswith("_")}
+
+    def _start_reply(self, body: dict[str, Any]) -> Response:
+        with self.lock:
+            cut = self.cut_start_replies > 0
+            self.cut_start_replies -= cut
+        if not cut:
+            return JSONResponse(body)
+        text = JSONResponse(body).body
+        return Response(text[: len(text) // 2], media_type="application/json")
 
     # --- routes ---------------------------------------------------------------------------------
     def install_routes(self, app: FastAPI) -> None:
@@ -206,7 +235,8 @@ class QConnectFake(FakeService):
                         return self.error(
                             409, "ConflictException", "clientToken: reused with other parameters"
                         )
-                    return JSONResponse({"importJob": self._view(self.jobs[job_id])})
+                    self.record("start_import_job", token=token, id=job_id)
+                    return self._start_reply({"importJob": self._view(self.jobs[job_id])})
                 job_id = str(uuid.uuid4())
                 now = time.time()
                 self.jobs[job_id] = {
@@ -232,24 +262,8 @@ class QConnectFake(FakeService):
                 self.start_clock(job_id)
                 view = self._view(self.jobs[job_id])
             self.record("job_created", id=job_id)
-            return JSONResponse({"importJob": view})
-
-        @app.get("/knowledgeBases/{knowledge_base_id}")
-        async def get_knowledge_base(knowledge_base_id: str, request: Request) -> Response:
-            """GetKnowledgeBase: the required members of botocore's KnowledgeBaseData."""
-            if denied := self._unsigned(request) or self._knowledge_base(knowledge_base_id):
-                return denied
-            return JSONResponse(
-                {
-                    "knowledgeBase": {
-                        "knowledgeBaseId": knowledge_base_id,
-                        "knowledgeBaseArn": f"{KB_ARN_PREFIX}{knowledge_base_id}",
-                        "name": f"quick-responses-{knowledge_base_id[:8]}",
-                        "knowledgeBaseType": "QUICK_RESPONSES",
-                        "status": "ACTIVE",
-                    }
-                }
-            )
+            self.record("start_import_job", token=token, id=job_id)
+            return self._start_reply({"importJob": view})
 
         @app.get("/knowledgeBases/{knowledge_base_id}/importJobs")
         async def list_import_jobs(knowledge_base_id: str, request: Request) -> Response:
@@ -301,3 +315,21 @@ class QConnectFake(FakeService):
             writer.writeheader()
             writer.writerows(job.get("_rejected", []))
             return Response(out.getvalue(), media_type="text/csv")
+
+        @app.get("/knowledgeBases/{knowledge_base_id:path}")
+        async def get_knowledge_base(knowledge_base_id: str, request: Request) -> Response:
+            # registered last, so only an ARN (whose "/" the path holds decoded) or an id gets here
+            if denied := self._unsigned(request) or self._knowledge_base(knowledge_base_id):
+                return denied
+            kb_type = self.knowledge_base_types[knowledge_base_id]
+            return JSONResponse(
+                {
+                    "knowledgeBase": {
+                        "knowledgeBaseId": knowledge_base_id,
+                        "knowledgeBaseArn": f"{KB_ARN_PREFIX}{knowledge_base_id}",
+                        "name": f"{kb_type.lower()}-{knowledge_base_id[:8]}",
+                        "knowledgeBaseType": kb_type,
+                        "status": "ACTIVE",
+                    }
+                }
+            )

@@ -6,6 +6,12 @@ out of reach (403). A ``document_id`` that is not a sha1 hex string, or an acces
 for an unknown document, is an entry in the reply's ``errors``, not an HTTP error. ``url``
 content is downloaded when indexing starts; content that cannot be read (a failed download, bad
 base64, text starting with ``CORRUPT``) ends ``failed`` with an error code.
+
+A document batch without ``content_ingestion_job_id`` makes a new ingestion job, named in the reply
+for each document; documents sent with an id join that job. ``custom_metadata_keys`` (a tunable,
+None by default) gives the index a custom schema: a ``custom_metadata`` key it does not define is a
+per-document error, and the declared fields that only an index without a custom schema keeps
+(``title``, ``last_updated_at``...) are dropped, as the seed describes.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import base64
 import re
 import time
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +30,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from airflow_provider_ingest.testing.server import FakeService
 
 API = "/v0/service/ingestion/documents"
+SCHEMALESS_FIELDS = {"title", "authors", "created_at", "last_updated_at", "image_urls", "logo_url"}
 SHA1_HEX = re.compile(r"^[0-9a-f]{40}$")
 
 
@@ -32,7 +40,9 @@ def _now() -> str:
 
 class ZetaAlphaFake(FakeService):
     conn_id = "zeta_alpha_default"
-    tunables = ("ingesting_seconds", "indexing_seconds")
+    # hide_for_polls: a document just sent stays invisible (404, left out of filters) for this many
+    # reads that would have shown it, as a search index that is not refreshed yet
+    tunables = ("ingesting_seconds", "indexing_seconds", "custom_metadata_keys", "hide_for_polls")
 
     def __init__(
         self,
@@ -50,6 +60,8 @@ class ZetaAlphaFake(FakeService):
         )
         self.ingesting_seconds = ingesting_seconds
         self.indexing_seconds = indexing_seconds
+        self.custom_metadata_keys: list[str] | None = None
+        self.hide_for_polls = 0
         self.documents: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.rejections: dict[str, str] = {}
         super().__init__(**kwargs)
@@ -139,6 +151,13 @@ class ZetaAlphaFake(FakeService):
                 document["status"] = "indexed_update" if update else "indexed"
             document["_final"] = True
 
+    def _visible(self, document: dict[str, Any]) -> bool:
+        """False (and one read used up) while a just-sent document is still hidden."""
+        if document.get("_hidden", 0) > 0:
+            document["_hidden"] -= 1
+            return False
+        return True
+
     def _view(self, document: dict[str, Any], include_status: bool) -> dict[str, Any]:
         self._advance(document, read=include_status)
         view = {k: v for k, v in document.items() if not k.startswith("_")}
@@ -161,6 +180,8 @@ class ZetaAlphaFake(FakeService):
         return JSONResponse(body)
 
     def _ingest(self, tenant: str, index_id: str, item: dict[str, Any]) -> dict[str, Any]:
+        if self.custom_metadata_keys is not None:  # only an index without a custom schema keeps these
+            item = {k: v for k, v in item.items() if k not in SCHEMALESS_FIELDS}
         key = (tenant, index_id, item["document_id"])
         previous = self.documents.get(key)
         version = previous["version"] + 1 if previous and not previous.get("deleted") else 1
@@ -177,6 +198,7 @@ class ZetaAlphaFake(FakeService):
             "request_last_updated_at": stamp,
             "_since": time.time(),
             "_clock": (*key, version),
+            "_hidden": self.hide_for_polls,
         }
         self.documents[key] = document
         self.start_clock(document["_clock"])
@@ -211,6 +233,7 @@ class ZetaAlphaFake(FakeService):
             if not isinstance(body.get("documents"), list):
                 return self.error(422, "validation_error", "documents: a list is required")
             accepted, errors = [], []
+            new_job = f"job-{uuid.uuid4()}"  # for the documents that name none
             with self.lock:
                 for item in body["documents"]:
                     doc_id = item.get("document_id") if isinstance(item, dict) else None
@@ -227,6 +250,23 @@ class ZetaAlphaFake(FakeService):
                     if doc_id in self.rejections:
                         errors.append({"document_id": doc_id, "error_message": self.rejections[doc_id]})
                         continue
+                    if self.custom_metadata_keys is not None:
+                        unknown = sorted(
+                            set(item.get("custom_metadata") or {}) - set(self.custom_metadata_keys)
+                        )
+                        if unknown:
+                            errors.append(
+                                {
+                                    "document_id": doc_id,
+                                    "error_message": f"custom_metadata: key {unknown[0]!r} is not "
+                                    "defined in the index configuration",
+                                }
+                            )
+                            continue
+                    item = {
+                        **item,
+                        "content_ingestion_job_id": item.get("content_ingestion_job_id") or new_job,
+                    }
                     accepted.append(self._ingest(tenant, index_id, item))
             self.record("document_batch", documents=len(accepted), errors=len(errors))
             return self._reply(tenant, index_id, accepted, errors)
@@ -295,7 +335,7 @@ class ZetaAlphaFake(FakeService):
             include = request.query_params.get("include_document_status") == "true"
             with self.lock:
                 document = self.documents.get((*scope, document_id))
-                if document is None:
+                if document is None or not self._visible(document):
                     return self.error(404, "not_found", f"document {document_id} not found")
                 return JSONResponse(self._view(document, include))
 
@@ -352,6 +392,7 @@ class ZetaAlphaFake(FakeService):
                         or d["request_last_updated_at"] > query["request_last_updated_after"]
                     )
                 ]
+                matches = [d for d in matches if self._visible(d)]
                 window = matches[(page - 1) * page_size : page * page_size]
                 body: dict[str, Any] = {
                     "count": len(matches),

@@ -313,14 +313,23 @@ class Zeta(Service):
     def stretch(self, fake: Any, seconds: float) -> None:
         fake.configure(ingesting_seconds=seconds / 2, indexing_seconds=seconds / 2)
 
+    def documents(self, fake: Any, job_id: Any) -> list[str]:
+        """The documents of the job: those of its content ingestion job (the job id names no ids)."""
+        job = job_id["ingestion_job_id"]
+        return sorted(k[2] for k, d in fake.documents.items() if d.get("content_ingestion_job_id") == job)
+
     def cancel_remotely(self, fake: Any, job_id: Any) -> None:
-        ZetaAlphaHook().delete_documents(job_id)
+        ZetaAlphaHook().delete_documents(self.documents(fake, job_id))
 
     def canceled(self, fake: Any, job_id: Any) -> bool:
-        return any(fake.documents[("acme", "default", d)]["deleted"] for d in job_id)
+        return any(fake.documents[("acme", "default", d)]["deleted"] for d in self.documents(fake, job_id))
 
     def status_body(self, job_id: Any) -> Any:
-        results = [{"document_id": d, "status": self.unexpected} for d in job_id]
+        from airflow_provider_ingest.hooks.zeta_alpha import s3_document_id
+
+        names = ("a.txt", "b.md")  # the good folder's objects
+        ids = [s3_document_id(BUCKET, f"{PREFIX}/zeta/good/{n}") for n in names]
+        results = [{"document_id": d, "status": self.unexpected} for d in ids]
         return {"count": len(results), "page": 1, "page_size": 100, "results": results}
 
     def secrets(self, fake: Any) -> list[str]:
