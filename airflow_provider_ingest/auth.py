@@ -91,8 +91,11 @@ class OAuthClientCredentials:
         _tokens[self.key] = _Token(value, time.time() + expires_in)
         return value
 
-    def _token_client(self, client_class: type) -> Any:
-        return client_class(self.service, self.token_url, StaticAuth(), self.retry, self.timeouts)
+    def _token_client(self, client_class: type, api: ApiClient | AsyncApiClient) -> Any:
+        # the token endpoint is reached through the API connection's proxies and TLS settings
+        return client_class(
+            self.service, self.token_url, StaticAuth(), self.retry, self.timeouts, api.network
+        )
 
     def _bearer(self, token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"}
@@ -102,7 +105,9 @@ class OAuthClientCredentials:
             token = self._cached()
             if token is None:
                 # Asking twice for a token is harmless, so a lost reply may be retried.
-                reply = self._token_client(ApiClient).json("POST", "", data=self.form, idempotent=True)
+                reply = self._token_client(ApiClient, client).json(
+                    "POST", "", data=self.form, idempotent=True
+                )
                 token = self._store(reply)
         return self._bearer(token)
 
@@ -114,7 +119,7 @@ class OAuthClientCredentials:
         async with locks.setdefault(self.key, asyncio.Lock()):  # one fetch however many waiters
             token = self._cached()
             if token is None:
-                client_ = self._token_client(AsyncApiClient)
+                client_ = self._token_client(AsyncApiClient, client)
                 token = self._store(await client_.json("POST", "", data=self.form, idempotent=True))
         return self._bearer(token)
 

@@ -57,6 +57,7 @@ class PolarisHook(IngestHttpHook):
     The key is sent as the HTTP Basic user with an empty password, as the doc's ``--user KEY:``.
     """
 
+    conn_name_attr = "polaris_conn_id"
     default_conn_name = "polaris_default"
     conn_type = "imply_polaris"
     hook_name = "Imply Polaris"

@@ -85,6 +85,7 @@ class ZetaAlphaHook(IngestHttpHook):
     """Connection: host = base URL, password = API key (``X-Auth``; a bearer token when extra
     ``auth_type`` is ``bearer``), extra ``tenant`` and optional ``index_id``."""
 
+    conn_name_attr = "zeta_alpha_conn_id"
     default_conn_name = "zeta_alpha_default"
     conn_type = "zeta_alpha"
     hook_name = "Zeta Alpha"
