@@ -13,6 +13,9 @@ from airflow_provider_ingest.hooks.base import IngestHttpHook, deprecated_extra
 from airflow_provider_ingest.http import Auth
 from airflow_provider_ingest.jobs import JobSnapshot, StatusTable
 
+# The UI colour of this family's operators and sensors.
+ADOBE_AEP_UI_COLOR = "#ffd4d1"
+
 BATCH_STATUSES = StatusTable.of(
     succeeded={"success", "active"},
     failed={"failed", "aborted", "abandoned", "inactive"},

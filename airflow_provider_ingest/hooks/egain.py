@@ -12,6 +12,9 @@ from airflow_provider_ingest.hooks.base import IngestHttpHook, deprecated_extra
 from airflow_provider_ingest.http import Auth
 from airflow_provider_ingest.jobs import JobSnapshot, StatusTable
 
+# The UI colour of this family's operators and sensors.
+EGAIN_UI_COLOR = "#ffe3c7"
+
 EGAIN_STATUSES = StatusTable.of(
     succeeded={"successful"},
     failed={"failed", "cancelled", "canceled"},

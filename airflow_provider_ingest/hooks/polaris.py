@@ -14,6 +14,9 @@ from airflow_provider_ingest.hooks.base import IngestHttpHook
 from airflow_provider_ingest.http import Auth, StaticAuth
 from airflow_provider_ingest.jobs import JobSnapshot, JobState, StatusTable
 
+# The UI colour of this family's operators and sensors.
+POLARIS_UI_COLOR = "#e8dcff"
+
 POLARIS_STATUSES = StatusTable.of(
     succeeded={"completed"},
     failed={"failed", "canceled"},

@@ -13,6 +13,9 @@ from airflow_provider_ingest.hooks.base import IngestHttpHook
 from airflow_provider_ingest.http import Auth, StaticAuth
 from airflow_provider_ingest.jobs import JobSnapshot, JobState, StatusTable
 
+# The UI colour of this family's operators and sensors.
+ZETA_ALPHA_UI_COLOR = "#d4f0e4"
+
 DOCUMENT_STATUSES = StatusTable.of(
     succeeded={"indexed", "indexed_update"},
     failed={"failed", "quarantined", "quarantine_failed", "not_found"},

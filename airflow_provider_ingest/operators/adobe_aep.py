@@ -14,7 +14,7 @@ from typing import Any
 
 from airflow.sdk import Context
 
-from airflow_provider_ingest.hooks.adobe_aep import DEFAULT_CHUNK, AdobeAepHook
+from airflow_provider_ingest.hooks.adobe_aep import ADOBE_AEP_UI_COLOR, DEFAULT_CHUNK, AdobeAepHook
 from airflow_provider_ingest.jobs import JobSnapshot
 from airflow_provider_ingest.operators.base import IngestJobOperator
 from airflow_provider_ingest.parquet_convert import BLOCK_SIZE, check_xdm_subset, convert_to_parquet
@@ -67,7 +67,17 @@ class S3ToAdobeAepOperator(IngestJobOperator):
     hook_class = AdobeAepHook
     trigger_class = AdobeAepBatchTrigger
     external_id_key = BATCH_KEY
-    template_fields = ("s3_prefix", "s3_keys", "dataset_id", "input_format", "file_name_template")
+    template_fields = (
+        "s3_prefix",
+        "s3_keys",
+        "dataset_id",
+        "input_format",
+        "file_name_template",
+        "conn_id",
+        "aws_conn_id",
+    )
+    template_fields_renderers = {"s3_keys": "json"}
+    ui_color = ADOBE_AEP_UI_COLOR
 
     def __init__(
         self,

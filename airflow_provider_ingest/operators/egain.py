@@ -9,7 +9,7 @@ from typing import Any
 from airflow.sdk import Context
 
 from airflow_provider_ingest.exceptions import IngestJobFailed
-from airflow_provider_ingest.hooks.egain import EgainHook
+from airflow_provider_ingest.hooks.egain import EGAIN_UI_COLOR, EgainHook
 from airflow_provider_ingest.http import mask
 from airflow_provider_ingest.jobs import JobSnapshot, wait_for_job
 from airflow_provider_ingest.operators.base import IngestJobOperator
@@ -56,7 +56,16 @@ class EgainStartImportOperator(IngestJobOperator):
     hook_class = EgainHook
     trigger_class = EgainImportJobTrigger
     external_id_key = "egain_import_job_id"
-    template_fields = ("s3_path", "region", "schedule_time", "operation", "validate_first")
+    template_fields = (
+        "s3_path",
+        "region",
+        "schedule_time",
+        "operation",
+        "validate_first",
+        "conn_id",
+        "aws_conn_id",
+    )
+    ui_color = EGAIN_UI_COLOR
 
     def __init__(
         self,

@@ -10,7 +10,7 @@ from typing import Any
 from airflow.sdk import BaseOperator, Context
 
 from airflow_provider_ingest.exceptions import IngestApiError
-from airflow_provider_ingest.hooks.polaris import PolarisHook
+from airflow_provider_ingest.hooks.polaris import POLARIS_UI_COLOR, PolarisHook
 from airflow_provider_ingest.jobs import JobSnapshot
 from airflow_provider_ingest.operators.base import IngestJobOperator
 from airflow_provider_ingest.schema_inference import default_mappings, infer_input_schema
@@ -43,7 +43,8 @@ class PolarisEnsureS3ConnectionOperator(BaseOperator):
     naming the fields that differ, rather than ingesting from the wrong bucket. Returns the name.
     """
 
-    template_fields = ("name", "bucket", "prefix", "aws_endpoint", "aws_assumed_role_arn")
+    template_fields = ("name", "bucket", "prefix", "aws_endpoint", "aws_assumed_role_arn", "polaris_conn_id")
+    ui_color = POLARIS_UI_COLOR
 
     def __init__(
         self,
@@ -127,7 +128,18 @@ class PolarisStartIngestionJobOperator(IngestJobOperator):
         "input_schema",
         "mappings",
         "ingestion_mode",
+        "conn_id",
+        "aws_conn_id",
     )
+    template_fields_renderers = {
+        "format_settings": "json",
+        "input_schema": "json",
+        "mappings": "json",
+        "uris": "json",
+        "prefixes": "json",
+        "objects": "json",
+    }
+    ui_color = POLARIS_UI_COLOR
 
     def __init__(
         self,

@@ -9,6 +9,7 @@ import math
 import re
 import time
 import uuid
+import warnings
 from typing import Any
 
 from airflow.exceptions import AirflowException
@@ -17,7 +18,7 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.amazon.aws.utils.waiter_with_logging import wait
 from airflow.sdk import Context, ResumableJobMixin
 
-from airflow_provider_ingest.hooks.qconnect import IMPORT_JOB_STATUSES, QConnectHook
+from airflow_provider_ingest.hooks.qconnect import IMPORT_JOB_STATUSES, QCONNECT_UI_COLOR, QConnectHook
 from airflow_provider_ingest.http import ApiClient, mask
 from airflow_provider_ingest.jobs import JobState
 from airflow_provider_ingest.operators.base import default_deferrable
@@ -60,6 +61,43 @@ CHUNK = 1 << 20
 UPLOAD_ID_KEY = "qconnect_upload_id"
 
 
+DEFAULT_WAITER_DELAY = 30.0
+DEFAULT_WAIT_SECONDS = 6 * 3600.0
+
+
+def waiter_settings(
+    owner: str,
+    waiter_delay: float | None,
+    waiter_max_attempts: int | None,
+    poll_interval: float | None,
+    timeout: float | None,
+) -> tuple[float, int]:
+    """``(waiter_delay, waiter_max_attempts)`` from the amazon provider's names or their
+    deprecated aliases ``poll_interval`` (the delay) and ``timeout`` (seconds: the attempts are
+    ``ceil(timeout / delay)``); a name and its alias together are a TypeError."""
+    from airflow.exceptions import AirflowProviderDeprecationWarning
+
+    for alias, value, name, named in (
+        ("poll_interval", poll_interval, "waiter_delay", waiter_delay),
+        ("timeout", timeout, "waiter_max_attempts", waiter_max_attempts),
+    ):
+        if value is None:
+            continue
+        if named is not None:
+            raise TypeError(f"{owner}: give {name}, not also its deprecated alias {alias}")
+        warnings.warn(
+            f"{owner}: {alias} is deprecated, use {name}", AirflowProviderDeprecationWarning, stacklevel=4
+        )
+    delay = float(waiter_delay if waiter_delay is not None else poll_interval or DEFAULT_WAITER_DELAY)
+    if waiter_max_attempts is not None:
+        check_int(waiter_max_attempts, "waiter_max_attempts", 1)
+    if delay <= 0:
+        raise ValueError(f"waiter_delay: must be more than 0, got {delay}")
+    if waiter_max_attempts is None:
+        waiter_max_attempts = max(1, math.ceil((timeout or DEFAULT_WAIT_SECONDS) / delay))
+    return delay, int(waiter_max_attempts)
+
+
 def normalize_column(name: str) -> str:
     return re.sub(r"[\s_\-]", "", name).lower()
 
@@ -87,6 +125,13 @@ class QConnectImportQuickResponsesOperator(ResumableJobMixin, AwsBaseOperator[QC
     runs with a ``clientToken`` derived from the DAG run, task and file, so a retried task gets the
     same import job back rather than a second one. The upload id is kept in ``task_state_store``
     so a retry reuses the upload the token was first sent with. Returns the import job id.
+
+    Waiting, as the amazon provider's operators wait: ``waiter_delay`` seconds between polls
+    (default 30) and at most ``waiter_max_attempts`` polls (default 720: six hours at the default
+    delay), poked or deferred. ``poll_interval`` (deprecated) is ``waiter_delay``; ``timeout``
+    (deprecated, seconds) sets ``waiter_max_attempts = ceil(timeout / waiter_delay)``.
+    ``aws_conn_id``, ``region_name``, ``verify`` and ``botocore_config`` are ``AwsBaseOperator``'s
+    and reach the deferred wait too.
     """
 
     aws_hook_class = QConnectHook
@@ -94,6 +139,8 @@ class QConnectImportQuickResponsesOperator(ResumableJobMixin, AwsBaseOperator[QC
     template_fields = aws_template_fields(
         "s3_key", "s3_bucket", "knowledge_base_id", "metadata", "external_source_configuration"
     )
+    template_fields_renderers = {"metadata": "json", "external_source_configuration": "json"}
+    ui_color = QCONNECT_UI_COLOR
 
     def __init__(
         self,
@@ -105,12 +152,17 @@ class QConnectImportQuickResponsesOperator(ResumableJobMixin, AwsBaseOperator[QC
         external_source_configuration: dict[str, Any] | None = None,
         wait_for_completion: bool = True,
         deferrable: bool = default_deferrable(),
-        poll_interval: float = 30,
-        timeout: float = 6 * 3600.0,
+        waiter_delay: float | None = None,
+        waiter_max_attempts: int | None = None,
+        poll_interval: float | None = None,
+        timeout: float | None = None,
         presigned_url_ttl_minutes: int = 60,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        waiter_delay, waiter_max_attempts = waiter_settings(
+            type(self).__name__, waiter_delay, waiter_max_attempts, poll_interval, timeout
+        )
         self.s3_key = s3_key
         self.s3_bucket = s3_bucket
         self.knowledge_base_id = knowledge_base_id
@@ -118,10 +170,25 @@ class QConnectImportQuickResponsesOperator(ResumableJobMixin, AwsBaseOperator[QC
         self.external_source_configuration = external_source_configuration
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
-        self.poll_interval = poll_interval
-        self.timeout = timeout
+        self.waiter_delay = waiter_delay
+        self.waiter_max_attempts = waiter_max_attempts
         self.presigned_url_ttl_minutes = presigned_url_ttl_minutes
         self.job_id: str | None = None
+
+    @property
+    def wait_seconds(self) -> float:
+        """The whole wait: ``waiter_delay * waiter_max_attempts``."""
+        return self.waiter_delay * self.waiter_max_attempts
+
+    @property
+    def poll_interval(self) -> float:
+        """Deprecated: ``waiter_delay``."""
+        return self.waiter_delay
+
+    @property
+    def timeout(self) -> float:
+        """Deprecated: ``waiter_delay * waiter_max_attempts``."""
+        return self.wait_seconds
 
     # --- checks before any Q in Connect call ------------------------------------------------------
     def s3_location(self) -> tuple[str, str]:
@@ -235,7 +302,8 @@ class QConnectImportQuickResponsesOperator(ResumableJobMixin, AwsBaseOperator[QC
             return _S3Upload(self.s3_client.get_object(Bucket=bucket, Key=key)["Body"], size)
 
         headers = {**(reply.get("headersToInclude") or {}), "Content-Length": str(size)}
-        ApiClient("Amazon Q in Connect upload", reply["url"]).request("PUT", "", data=stream, headers=headers)
+        upload = ApiClient("Amazon Q in Connect upload", reply["url"], network=self.hook.network_settings())
+        upload.request("PUT", "", data=stream, headers=headers)
         self.log.info("Uploaded s3://%s/%s (%d bytes) as upload %s", bucket, key, size, reply["uploadId"])
         return reply["uploadId"]
 
@@ -282,10 +350,12 @@ class QConnectImportQuickResponsesOperator(ResumableJobMixin, AwsBaseOperator[QC
                 trigger=QConnectImportJobTrigger(
                     knowledge_base_id=self.knowledge_base_id,
                     import_job_id=external_id,
-                    deadline=time.time() + self.timeout,
-                    waiter_delay=self.poll_interval,
+                    deadline=time.time() + self.wait_seconds,
+                    waiter_delay=self.waiter_delay,
                     aws_conn_id=self.aws_conn_id,
                     region_name=self.region_name,
+                    verify=self.verify,
+                    botocore_config=self.botocore_config,
                 ),
                 method_name="execute_complete",
             )
@@ -298,8 +368,8 @@ class QConnectImportQuickResponsesOperator(ResumableJobMixin, AwsBaseOperator[QC
         try:
             wait(
                 waiter=self.hook.get_waiter("import_job_complete"),
-                waiter_delay=self.poll_interval,
-                waiter_max_attempts=max(1, math.ceil(self.timeout / max(self.poll_interval, 0.1))),
+                waiter_delay=self.waiter_delay,
+                waiter_max_attempts=self.waiter_max_attempts,
                 args={"knowledgeBaseId": self.knowledge_base_id, "importJobId": import_job_id},
                 failure_message="Amazon Q in Connect import job failed",
                 status_message="Import job status",
@@ -309,7 +379,10 @@ class QConnectImportQuickResponsesOperator(ResumableJobMixin, AwsBaseOperator[QC
             pass  # the job's own state says what happened; a failure is summarised below
         job = self.hook.get_import_job(self.knowledge_base_id, import_job_id)
         if not check_import_job(self.hook, job):
-            raise TimeoutError(f"Q in Connect import job {import_job_id} did not finish in {self.timeout}s")
+            raise TimeoutError(
+                f"Q in Connect import job {import_job_id} did not finish in {self.waiter_max_attempts} "
+                f"polls {self.waiter_delay}s apart"
+            )
 
     def get_job_result(self, external_id: Any, context: Context) -> Any:
         return external_id

@@ -16,7 +16,7 @@ from airflow.sdk import BaseOperator, Context
 from botocore.parsers import DEFAULT_TIMESTAMP_PARSER, ResponseParserFactory
 
 from airflow_provider_ingest.exceptions import IngestJobFailed
-from airflow_provider_ingest.hooks.zeta_alpha import ZetaAlphaHook, s3_document_id
+from airflow_provider_ingest.hooks.zeta_alpha import ZETA_ALPHA_UI_COLOR, ZetaAlphaHook, s3_document_id
 from airflow_provider_ingest.jobs import JobSnapshot
 from airflow_provider_ingest.operators.base import IngestJobOperator
 from airflow_provider_ingest.triggers.zeta_alpha import ZetaAlphaDocumentsTrigger
@@ -181,7 +181,11 @@ class S3ToZetaAlphaOperator(IngestJobOperator):
         "allow_access_rights",
         "custom_metadata",
         "content_mode",
+        "conn_id",
+        "aws_conn_id",
     )
+    template_fields_renderers = {"allow_access_rights": "json", "custom_metadata": "json"}
+    ui_color = ZETA_ALPHA_UI_COLOR
 
     def __init__(
         self,
@@ -398,7 +402,15 @@ class ZetaAlphaUpdateAccessRightsOperator(BaseOperator):
     task at the end, after every batch was sent. Returns ``{"updated": n}``.
     """
 
-    template_fields = ("documents", "document_ids", "allow_access_rights", "content_source_id")
+    template_fields = (
+        "documents",
+        "document_ids",
+        "allow_access_rights",
+        "content_source_id",
+        "zeta_alpha_conn_id",
+    )
+    template_fields_renderers = {"documents": "json", "document_ids": "json", "allow_access_rights": "json"}
+    ui_color = ZETA_ALPHA_UI_COLOR
 
     def __init__(
         self,

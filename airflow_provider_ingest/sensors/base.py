@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from functools import cached_property
 from typing import Any, ClassVar
 
@@ -15,12 +16,36 @@ from airflow_provider_ingest.operators.base import default_deferrable
 MAX_WAIT_SECONDS = 365 * 86400.0
 
 
+def poke_interval_from(poll_interval: float | None, kwargs: dict[str, Any], owner: str) -> None:
+    """Map the deprecated ``poll_interval`` onto ``BaseSensorOperator``'s ``poke_interval`` in
+    ``kwargs`` (given both, a TypeError: they would disagree)."""
+    if poll_interval is None:
+        return
+    if "poke_interval" in kwargs:
+        raise TypeError(f"{owner}: give poke_interval, not also its deprecated alias poll_interval")
+    from airflow.exceptions import AirflowProviderDeprecationWarning
+
+    warnings.warn(
+        f"{owner}: poll_interval is deprecated, use poke_interval",
+        AirflowProviderDeprecationWarning,
+        stacklevel=4,
+    )
+    kwargs["poke_interval"] = poll_interval
+
+
 class IngestJobSensor(BaseSensorOperator):
-    """Subclasses set ``hook_class`` and ``trigger_class``; ``job_id`` is templated."""
+    """Subclasses set ``hook_class`` and ``trigger_class``; ``job_id`` and the connection id are
+    templated.
+
+    Everything ``BaseSensorOperator`` takes applies (``poke_interval``, default 30 s; ``timeout``;
+    ``mode``; ``soft_fail``; ``exponential_backoff``...); deferred, the trigger polls every
+    ``poke_interval`` until ``timeout``. ``poll_interval`` is a deprecated alias of
+    ``poke_interval``.
+    """
 
     hook_class: ClassVar[type]
     trigger_class: ClassVar[type]
-    template_fields = ("job_id",)
+    template_fields: Any = ("job_id", "conn_id")
 
     def __init__(
         self,
@@ -28,15 +53,21 @@ class IngestJobSensor(BaseSensorOperator):
         job_id: Any,
         conn_id: str,
         deferrable: bool = default_deferrable(),
-        poll_interval: float = 30.0,
+        poll_interval: float | None = None,
         **kwargs: Any,
     ):
-        super().__init__(poke_interval=poll_interval, **kwargs)
+        poke_interval_from(poll_interval, kwargs, type(self).__name__)
+        kwargs.setdefault("poke_interval", 30.0)
+        super().__init__(**kwargs)
         self.job_id = job_id
         self.conn_id = conn_id
         self.deferrable = deferrable
-        self.poll_interval = poll_interval
         self._watch: JobWatch | None = None
+
+    @property
+    def poll_interval(self) -> float:
+        """Deprecated: ``poke_interval``."""
+        return float(self.poke_interval)
 
     @cached_property
     def hook(self) -> Any:
@@ -50,7 +81,7 @@ class IngestJobSensor(BaseSensorOperator):
                 job_id=self.job_id,
                 conn_id=self.conn_id,
                 deadline=time.time() + min(self.timeout, MAX_WAIT_SECONDS),
-                poll_interval=self.poll_interval,
+                poll_interval=float(self.poke_interval),
                 cancel_on_kill=False,  # the sensor did not start the job; it must not stop it
             ),
             method_name="execute_complete",

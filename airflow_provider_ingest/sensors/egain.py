@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_ingest.hooks.egain import EgainHook, job_id_from_location
+from airflow_provider_ingest.hooks.egain import EGAIN_UI_COLOR, EgainHook, job_id_from_location
 from airflow_provider_ingest.sensors.base import IngestJobSensor
 from airflow_provider_ingest.triggers.egain import EgainImportJobTrigger
 
@@ -11,6 +11,7 @@ class EgainImportJobSensor(IngestJobSensor):
     """Waits for an eGain import job, given its id or the ``location`` the start call returned."""
 
     hook_class = EgainHook
+    ui_color = EGAIN_UI_COLOR
     trigger_class = EgainImportJobTrigger
 
     def __init__(self, *, job_id: str, egain_conn_id: str = "egain_default", **kwargs: Any):
