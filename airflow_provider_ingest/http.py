@@ -390,15 +390,15 @@ def _tls_failure(exc: BaseException) -> str | None:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
+        if isinstance(current, aiohttp.ClientConnectorCertificateError):  # also an SSL error
+            current = current.certificate_error
+            continue
         if isinstance(current, ssl.SSLCertVerificationError):
-            detail = current.verify_message or current.reason or "certificate verify failed"
+            detail = getattr(current, "verify_message", None) or "certificate verify failed"
             return (
                 f"TLS certificate verification failed ({detail}); check the connection's "
                 "'verify' (CA bundle) and host"
             )
-        if isinstance(current, aiohttp.ClientConnectorCertificateError):
-            current = current.certificate_error
-            continue
         args = [a for a in getattr(current, "args", ()) if isinstance(a, BaseException)]
         reason = getattr(current, "reason", None)
         current = (
