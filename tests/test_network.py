@@ -125,7 +125,11 @@ def test_rest_connection_goes_through_its_proxy_and_trusts_its_ca(polaris_tls, p
 def test_wrong_ca_fails_at_once_naming_tls(polaris_tls, polaris_conn, wrong_ca, proxy, mode):
     conn_id = polaris_conn(verify=wrong_ca.ca_cert, proxies={"https": proxy.url})
     sensor = PolarisJobSensor(
-        task_id="wait", job_id="job-1", polaris_conn_id=conn_id, poke_interval=0.05, deferrable=mode == "deferred"
+        task_id="wait",
+        job_id="job-1",
+        polaris_conn_id=conn_id,
+        poke_interval=0.05,
+        deferrable=mode == "deferred",
     )
     with pytest.raises(IngestApiError, match=TLS_FAILURE) as raised:
         wait_with(sensor, mode)
