@@ -91,8 +91,11 @@ class OAuthClientCredentials:
         _tokens[self.key] = _Token(value, time.time() + expires_in)
         return value
 
-    def _token_client(self, client_class: type) -> Any:
-        return client_class(self.service, self.token_url, StaticAuth(), self.retry, self.timeouts)
+    def _token_client(self, client_class: type, api: ApiClient | AsyncApiClient) -> Any:
+        # the token endpoint is reached through the API connection's proxies and TLS settings
+        return client_class(
+            self.service, self.token_url, StaticAuth(), self.retry, self.timeouts, api.network
+        )
 
     def _bearer(self, token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"}
@@ -102,7 +105,9 @@ class OAuthClientCredentials:
             token = self._cached()
             if token is None:
                 # Asking twice for a token is harmless, so a lost reply may be retried.
-                reply = self._token_client(ApiClient).json("POST", "", data=self.form, idempotent=True)
+                reply = self._token_client(ApiClient, client).json(
+                    "POST", "", data=self.form, idempotent=True
+                )
                 token = self._store(reply)
         return self._bearer(token)
 
@@ -114,7 +119,7 @@ class OAuthClientCredentials:
         async with locks.setdefault(self.key, asyncio.Lock()):  # one fetch however many waiters
             token = self._cached()
             if token is None:
-                client_ = self._token_client(AsyncApiClient)
+                client_ = self._token_client(AsyncApiClient, client)
                 token = self._store(await client_.json("POST", "", data=self.form, idempotent=True))
         return self._bearer(token)
 
@@ -146,9 +151,11 @@ class AwsSigV4:
     (events, user agent, parsing) costs ~2 ms CPU (see benchmarks/triggers.py).
 
     botocore's ``SigV4Auth`` costs ~110 us a request (it re-derives the signing key and re-parses
-    the URL each time); this keeps the day's key and signs in ~20 us. A test checks that both
-    produce the same ``Authorization`` header. ``credentials`` are aiobotocore's (refreshable for
-    assumed roles). Async only: workers call AWS through boto3.
+    the URL each time); this keeps the day's key and signs in ~20 us: that, with no botocore
+    client per poll, is why it exists. Tests check that it produces botocore's ``Authorization``
+    header for encoded paths, query strings, session tokens and non-default ports.
+    ``credentials`` are aiobotocore's (refreshable for assumed roles). Async only: workers call
+    AWS through boto3.
     """
 
     EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
@@ -180,8 +187,10 @@ class AwsSigV4:
 
     def sign(self, frozen: Any, method: str, url: str, now: datetime) -> dict[str, str]:
         parts = urlsplit(url)
-        if parts.query:
-            raise ValueError("AwsSigV4: query strings are not supported")  # not needed by any poll
+        # botocore's canonical query for a URL that carries its (already encoded) query: the
+        # key=value pairs as sent, sorted. Give the query in ``url``, not as aiohttp ``params``.
+        pairs = sorted(pair.partition("=")[::2] for pair in parts.query.split("&")) if parts.query else []
+        query = "&".join(f"{key}={value}" for key, value in pairs)
         host = parts.hostname or ""
         if parts.port and parts.port != {"http": 80, "https": 443}.get(parts.scheme):
             host = f"{host}:{parts.port}"
@@ -194,7 +203,7 @@ class AwsSigV4:
             [
                 method.upper(),
                 quote(parts.path or "/", safe="/~"),  # AWS encodes the encoded path once more
-                "",
+                query,
                 *(f"{name}:{value}" for name, value in headers.items()),
                 "",
                 signed,

@@ -10,6 +10,28 @@ from typing import Any
 
 PACKAGE = "airflow_provider_ingest"
 
+# Every REST connection's network extras (see http.NetworkSettings), applied alike by the sync
+# (requests) and deferred (aiohttp) clients. Text fields in the form; in a connection's JSON they
+# may also be given as an object, a boolean and a [cert, key] list.
+NETWORK_FIELDS: dict[str, Any] = {
+    "proxies": {
+        "label": "Proxies",
+        "description": 'JSON, as requests takes it: {"https": "http://proxy:3128"}; '
+        "empty: HTTPS_PROXY / NO_PROXY from the environment",
+        "schema": {"type": ["string", "null"]},
+    },
+    "verify": {
+        "label": "Verify TLS",
+        "description": "true (default), false, or the path of a CA bundle on the workers and triggerers",
+        "schema": {"type": ["string", "null"]},
+    },
+    "cert": {
+        "label": "Client certificate",
+        "description": "path of a PEM holding certificate and key (JSON: [cert path, key path])",
+        "schema": {"type": ["string", "null"]},
+    },
+}
+
 CONNECTION_TYPES: list[dict[str, Any]] = [
     {
         "connection-type": "imply_polaris",
@@ -52,9 +74,10 @@ CONNECTION_TYPES: list[dict[str, Any]] = [
             "placeholders": {"host": "https://API_DOMAIN"},
         },
         "conn-fields": {
-            "token_url": {
-                "label": "Token URL",
-                "description": "OAuth 2.0 token endpoint (client credentials grant)",
+            "auth_url": {
+                "label": "Auth URL",
+                "description": "OAuth 2.0 token endpoint (client credentials grant); "
+                "replaces the deprecated token_url",
                 "schema": {"type": "string", "format": "uri"},
             },
             "scope": {
@@ -127,9 +150,10 @@ CONNECTION_TYPES.append(
                 "description": "x-sandbox-name; default prod",
                 "schema": {"type": ["string", "null"], "default": "prod"},
             },
-            "token_url": {
-                "label": "Token URL",
-                "description": "Adobe IMS token endpoint; default https://ims-na1.adobelogin.com/ims/token/v3",
+            "auth_url": {
+                "label": "Auth URL",
+                "description": "Adobe IMS token endpoint (replaces the deprecated token_url); "
+                "default https://ims-na1.adobelogin.com/ims/token/v3",
                 "schema": {"type": ["string", "null"]},
             },
             "scopes": {
@@ -145,6 +169,9 @@ CONNECTION_TYPES.append(
         },
     }
 )
+
+for _connection_type in CONNECTION_TYPES:
+    _connection_type["conn-fields"].update(NETWORK_FIELDS)
 
 # (integration name, module suffix): one hook, operator, sensor and trigger module each.
 INTEGRATIONS = [

@@ -25,16 +25,21 @@ import asyncio
 import email.utils
 import json
 import logging
+import os
 import random
+import ssl
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
+import certifi
 import requests
 from requests.adapters import HTTPAdapter
+from requests.utils import get_environ_proxies, select_proxy
 from urllib3.exceptions import NewConnectionError
 
 from airflow_provider_ingest.exceptions import IngestApiError
@@ -103,6 +108,113 @@ class RetryPolicy:
 class Timeouts:
     connect: float = 10.0
     read: float = 60.0
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    """One connection's proxies and TLS settings, applied alike by :class:`ApiClient` (requests)
+    and :class:`AsyncApiClient` (aiohttp), so a task behaves the same poked or deferred.
+
+    - ``proxies``: requests' mapping (``{"https": "http://proxy:3128"}``; keys ``http``, ``https``,
+      ``all`` or ``scheme://host``). Without a match, ``HTTP(S)_PROXY`` / ``NO_PROXY`` from the
+      environment apply, read by requests' own functions on both paths.
+    - ``verify``: True (certifi's bundle, or ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` when set,
+      as requests does), False, or the path of a CA bundle file or directory.
+    - ``cert``: a client certificate: a PEM path holding cert and key, or ``(cert, key)`` paths.
+
+    Frozen and hashable: it is part of the key of the shared aiohttp sessions, so two connections
+    to one host with different TLS settings never share a pool.
+    """
+
+    proxies: tuple[tuple[str, str], ...] = ()
+    verify: bool | str = True
+    cert: str | tuple[str, str] | None = None
+
+    @classmethod
+    def from_extra(cls, extra: Mapping[str, Any], where: str = "connection") -> NetworkSettings:
+        """Read and check the ``proxies``, ``verify`` and ``cert`` extras; a bad one raises a
+        ``ValueError`` naming it before any request."""
+        proxies = extra.get("proxies") or {}
+        if isinstance(proxies, str):  # the UI's text field may hand over the JSON as a string
+            try:
+                proxies = json.loads(proxies)
+            except ValueError:
+                raise ValueError(f"{where}: extra 'proxies' must be a JSON object") from None
+        if not isinstance(proxies, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in proxies.items()
+        ):
+            raise ValueError(
+                f"{where}: extra 'proxies' must map a scheme to a proxy URL, e.g. "
+                '{"https": "http://proxy:3128"}'
+            )
+        verify = extra.get("verify", True)
+        if isinstance(verify, str) and verify.strip().lower() in ("true", "false", ""):
+            verify = verify.strip().lower() != "false"
+        if isinstance(verify, str):
+            if not os.path.exists(verify):
+                raise ValueError(f"{where}: extra 'verify': no CA bundle at {verify!r}")
+        elif not isinstance(verify, bool):
+            raise ValueError(f"{where}: extra 'verify' must be true, false or a CA bundle path")
+        cert = extra.get("cert") or None
+        if isinstance(cert, list | tuple):
+            if len(cert) != 2 or not all(isinstance(c, str) for c in cert):
+                raise ValueError(f"{where}: extra 'cert' must be a path or [cert path, key path]")
+            cert = (cert[0], cert[1])
+        elif cert is not None and not isinstance(cert, str):
+            raise ValueError(f"{where}: extra 'cert' must be a path or [cert path, key path]")
+        for path in (cert,) if isinstance(cert, str) else cert or ():
+            if not os.path.exists(path):
+                raise ValueError(f"{where}: extra 'cert': no file at {path!r}")
+        for url in proxies.values():
+            parts = urlsplit(url)
+            mask(parts.password)  # a proxy password must not reach a log
+        return cls(tuple(sorted(proxies.items())), verify, cert)
+
+    def requests_options(self) -> dict[str, Any]:
+        """``proxies``/``verify``/``cert`` for each ``requests`` call. Per call, not on the
+        session: requests lets environment proxies override a session's own (psf/requests#2018)."""
+        return {"proxies": dict(self.proxies), "verify": self.verify, "cert": self.cert}
+
+    def proxy_for(self, url: str) -> str | None:
+        """The proxy for ``url``, chosen as requests chooses: the connection's ``proxies``, else
+        the environment's (unless ``NO_PROXY`` names the host)."""
+        proxies = dict(self.proxies)
+        # requests.sessions.resolve_proxies, step by step
+        scheme = urlsplit(url).scheme
+        environ = get_environ_proxies(url, no_proxy=proxies.get("no_proxy"))  # {} under NO_PROXY
+        if proxy := environ.get(scheme, environ.get("all")):
+            proxies.setdefault(scheme, proxy)
+        return select_proxy(url, proxies)
+
+    def ssl_context(self) -> ssl.SSLContext | bool:
+        """aiohttp's ``ssl`` argument with requests' meaning of ``verify`` and ``cert``."""
+        if self.verify is False and self.cert is None:
+            return False
+        if self.verify is False:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        else:
+            bundle = (
+                self.verify
+                if isinstance(self.verify, str)
+                else (
+                    os.environ.get("REQUESTS_CA_BUNDLE")
+                    or os.environ.get("CURL_CA_BUNDLE")
+                    or certifi.where()
+                )
+            )
+            if os.path.isdir(bundle):
+                context = ssl.create_default_context(capath=bundle)
+            else:
+                context = ssl.create_default_context(cafile=bundle)
+        if self.cert is not None:
+            certfile, keyfile = (self.cert, None) if isinstance(self.cert, str) else self.cert
+            context.load_cert_chain(certfile, keyfile)
+        return context
+
+
+DIRECT = NetworkSettings()
 
 
 class Auth(Protocol):
@@ -216,12 +328,14 @@ class _ClientBase:
         auth: Auth | None = None,
         retry: RetryPolicy | None = None,
         timeouts: Timeouts | None = None,
+        network: NetworkSettings | None = None,
     ):
         self.service = service
         self.base_url = base_url.rstrip("/")
         self.auth: Auth = auth or StaticAuth()
         self.retry = retry or RetryPolicy()
         self.timeouts = timeouts or Timeouts()
+        self.network = network or DIRECT
 
     def url(self, path: str) -> str:
         if not path:
@@ -290,6 +404,34 @@ def _problem(body: Any, text: str, shape: Shape | None) -> str | None:
     if body is _MALFORMED:
         return f"the reply is not valid JSON: {text[:200]!r}"
     return shape(body) if shape is not None else None
+def _keep_headers(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    return request
+
+
+def _tls_failure(exc: BaseException) -> str | None:
+    """A reason naming the TLS problem when ``exc`` is a failed certificate check (final: trying
+    again cannot fix a wrong CA bundle or host name), else None."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, aiohttp.ClientConnectorCertificateError):  # also an SSL error
+            current = current.certificate_error
+            continue
+        if isinstance(current, ssl.SSLCertVerificationError):
+            detail = getattr(current, "verify_message", None) or "certificate verify failed"
+            return (
+                f"TLS certificate verification failed ({detail}); check the connection's "
+                "'verify' (CA bundle) and host"
+            )
+        args = [a for a in getattr(current, "args", ()) if isinstance(a, BaseException)]
+        reason = getattr(current, "reason", None)
+        current = (
+            current.__cause__
+            or current.__context__
+            or (reason if isinstance(reason, BaseException) else (args[0] if args else None))
+        )
+    return None
 
 
 def _sent_before_failure(exc: requests.RequestException) -> bool:
@@ -312,6 +454,11 @@ class ApiClient(_ClientBase):
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
+        # trust_env stays on (environment proxies and CA bundle), but a ~/.netrc entry for the
+        # host must not replace the Authorization header the auth sends: a session-level auth
+        # that changes nothing stops requests from looking netrc up (aiohttp raised instead).
+        self.session.auth = _keep_headers
+        self._network_options = self.network.requests_options()
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         return self._send(method, path, expect_json=False, **kwargs)[0]
@@ -344,13 +491,15 @@ class ApiClient(_ClientBase):
                     url,
                     headers={**self.auth.headers(self, method, url), **(headers or {})},
                     timeout=(self.timeouts.connect, self.timeouts.read),
+                    **self._network_options,
                     **kwargs,
                 )
             except requests.RequestException as exc:
-                sent = _sent_before_failure(exc)
-                wait = budget.after_transport_error(sent)
+                tls = _tls_failure(exc)
+                sent = not tls and _sent_before_failure(exc)  # a failed handshake sent nothing
+                wait = None if tls else budget.after_transport_error(sent)
                 if wait is None:
-                    raise self.error(method, url, None, type(exc).__name__, sent=sent) from None
+                    raise self.error(method, url, None, tls or type(exc).__name__, sent=sent) from None
             else:
                 if response.status_code < 400:
                     body = _reply_body(response.text, True) if expect_json else None
@@ -368,20 +517,26 @@ class ApiClient(_ClientBase):
         self.session.close()
 
 
-# One aiohttp session per event loop and origin: thousands of triggers polling the same API share
-# a connection pool instead of opening a client each (see benchmarks/triggers.py).
-_shared_sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, aiohttp.ClientSession]] = (
-    weakref.WeakKeyDictionary()
-)
+# One aiohttp session per event loop, origin and network settings: thousands of triggers polling
+# the same API share a connection pool instead of opening a client each (see
+# benchmarks/triggers.py), and two connections with different proxies or TLS settings do not.
+_shared_sessions: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[str, NetworkSettings], aiohttp.ClientSession]
+] = weakref.WeakKeyDictionary()
 
 
-def _shared_session(origin: str) -> aiohttp.ClientSession:
+def _shared_session(origin: str, network: NetworkSettings = DIRECT) -> aiohttp.ClientSession:
     loop = asyncio.get_running_loop()
     per_loop = _shared_sessions.setdefault(loop, {})
-    session = per_loop.get(origin)
+    session = per_loop.get((origin, network))
     if session is None or session.closed:
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100))
-        per_loop[origin] = session
+        # trust_env stays off: NetworkSettings.proxy_for applies the environment's proxies as
+        # requests does, once per origin. aiohttp's trust_env would cost two thread hops per
+        # request (proxy and netrc look-ups), and a netrc entry for the host makes it refuse a
+        # request that carries an Authorization header.
+        connector = aiohttp.TCPConnector(limit=100, ssl=network.ssl_context())
+        session = aiohttp.ClientSession(connector=connector, trust_env=False)
+        per_loop[(origin, network)] = session
     return session
 
 
@@ -433,10 +588,20 @@ async def close_shared_sessions() -> None:
 class AsyncApiClient(_ClientBase):
     """Non-blocking client for triggers, with the same retry rules as :class:`ApiClient`."""
 
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._proxies: dict[str, str | None] = {}  # origin -> proxy, resolved once
+
     @property
     def session(self) -> aiohttp.ClientSession:
         origin = "/".join(self.base_url.split("/", 3)[:3])
-        return _shared_session(origin)
+        return _shared_session(origin, self.network)
+
+    def proxy_for(self, url: str) -> str | None:
+        origin = "/".join(url.split("/", 3)[:3])
+        if origin not in self._proxies:
+            self._proxies[origin] = self.network.proxy_for(url)
+        return self._proxies[origin]
 
     async def request(
         self,
@@ -462,15 +627,20 @@ class AsyncApiClient(_ClientBase):
                     url,
                     headers={**await self.auth.aheaders(self, method, url), **(headers or {})},
                     timeout=timeout,
+                    proxy=self.proxy_for(url),
                     **kwargs,
                 ) as response:
                     text = await response.text()
                     status, retry_after = response.status, response.headers.get("Retry-After")
             except (TimeoutError, aiohttp.ClientError) as exc:
-                never_sent = isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
-                wait = budget.after_transport_error(not never_sent)
+                tls = _tls_failure(exc)  # a failed handshake sent nothing, like a refused connect
+                never_sent = bool(tls) or isinstance(
+                    exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError
+                )
+                wait = None if tls else budget.after_transport_error(not never_sent)
                 if wait is None:
-                    raise self.error(method, url, None, type(exc).__name__, sent=not never_sent) from None
+                    reason = tls or type(exc).__name__
+                    raise self.error(method, url, None, reason, sent=not never_sent) from None
             else:
                 if status < 400:
                     body = _reply_body(text, expect_json)

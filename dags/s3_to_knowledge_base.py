@@ -109,8 +109,8 @@ with DAG(
         s3_key="s3://{{ params.bucket }}/" + FOLDER + "quick_responses.csv",
         knowledge_base_id="{{ params.qconnect_knowledge_base_id }}",
         deferrable=True,
-        poll_interval=5,
-        timeout=3 * 3600,
+        waiter_delay=5,
+        waiter_max_attempts=3 * 3600 // 5,
     )
 
     zeta_alpha_ingest = S3ToZetaAlphaOperator(

@@ -297,6 +297,8 @@ def test_trigger_failed_and_deadline_events(qconnect):
     [
         "https://wisdom.eu-west-2.amazonaws.com/knowledgeBases/kb%201/importJobs/a-b_c~d",
         "http://127.0.0.1:8123/knowledgeBases/kb/importJobs/job",
+        "https://wisdom.eu-west-2.amazonaws.com:8443/knowledgeBases/kb/importJobs?maxResults=10&nextToken=a%2Fb%3D%3D",
+        "https://wisdom.eu-west-2.amazonaws.com/knowledgeBases?z=1&a=2&a=1&empty=&flag",
     ],
 )
 def test_sigv4_signature_matches_botocore(token, url):

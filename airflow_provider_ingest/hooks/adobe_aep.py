@@ -9,9 +9,12 @@ from urllib.parse import quote
 from airflow.sdk import Connection
 
 from airflow_provider_ingest.auth import OAuthClientCredentials, WithHeaders
-from airflow_provider_ingest.hooks.base import IngestHttpHook
+from airflow_provider_ingest.hooks.base import IngestHttpHook, deprecated_extra
 from airflow_provider_ingest.http import Auth, Shape, needs
 from airflow_provider_ingest.jobs import JobSnapshot, StatusTable
+
+# The UI colour of this family's operators and sensors.
+ADOBE_AEP_UI_COLOR = "#ffd4d1"
 
 BATCH_STATUSES = StatusTable.of(
     succeeded={"success", "active"},
@@ -61,8 +64,10 @@ def batch_snapshot(batch_id: str, batch: dict[str, Any]) -> JobSnapshot:
 
 class AdobeAepHook(IngestHttpHook):
     """Connection: host = platform URL, login = client id (also ``x-api-key``), password = client
-    secret, extra ``ims_org_id``, ``sandbox_name`` (default ``prod``), ``token_url``, ``scopes``."""
+    secret, extra ``ims_org_id``, ``sandbox_name`` (default ``prod``), ``auth_url`` (the IMS
+    token endpoint; ``token_url`` is its deprecated name), ``scopes``."""
 
+    conn_name_attr = "adobe_aep_conn_id"
     default_conn_name = "adobe_aep_default"
     conn_type = "adobe_aep"
     hook_name = "Adobe Experience Platform"
@@ -79,7 +84,7 @@ class AdobeAepHook(IngestHttpHook):
                 raise ValueError(f"connection {conn.conn_id!r}: {field} is required")
         token = OAuthClientCredentials(
             self.service,
-            extra.get("token_url") or DEFAULT_TOKEN_URL,
+            deprecated_extra(conn, extra, "auth_url", "token_url") or DEFAULT_TOKEN_URL,
             conn.login,
             conn.password,
             extra.get("scopes") or DEFAULT_SCOPES,
@@ -203,5 +208,10 @@ class AdobeAepHook(IngestHttpHook):
         return self.client.json("GET", path, headers={"Accept": XED_FULL})
 
     def probe(self) -> str:
+        """A token, then the cheapest authorized read of the platform: Catalog's dataset list,
+        one entry. It carries the org and sandbox headers, so a wrong platform host, IMS org or
+        sandbox fails here (Adobe answers 403 for an org or sandbox the client may not use)."""
         self.client.auth.headers(self.client)
-        return "Adobe IMS accepted the client credentials"
+        self.client.json("GET", f"{CATALOG}/dataSets", params={"limit": 1, "properties": "name"})
+        sandbox = self.client.auth.fixed["x-sandbox-name"]  # type: ignore[attr-defined]
+        return f"Adobe IMS accepted the client credentials; Catalog readable in sandbox {sandbox!r}"

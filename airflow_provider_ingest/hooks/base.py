@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import warnings
 from functools import cached_property, partial
 from typing import Any
 
@@ -11,11 +13,14 @@ from airflow_provider_ingest.http import (
     ApiClient,
     AsyncApiClient,
     Auth,
+    NetworkSettings,
     RetryPolicy,
     Timeouts,
     mask,
     shared_async_client,
 )
+
+log = logging.getLogger(__name__)
 
 # Triggers on one connection read it once per CONNECTION_TTL per event loop, not once per wait:
 # each aget_connection is a round trip to the triggerer's supervisor (~0.75 ms of the loop even
@@ -24,11 +29,31 @@ from airflow_provider_ingest.http import (
 CONNECTION_TTL = 60.0
 
 
+def deprecated_extra(conn: Connection, extra: dict[str, Any], key: str, old_key: str) -> Any:
+    """``extra[key]``, or ``extra[old_key]`` with a deprecation warning when only that is set."""
+    if extra.get(key) or not extra.get(old_key):
+        return extra.get(key)
+    from airflow.exceptions import AirflowProviderDeprecationWarning
+
+    message = (
+        f"connection {conn.conn_id!r}: extra {old_key!r} is deprecated, use {key!r} "
+        f"(Airflow masks the value of every extra whose name contains 'token')"
+    )
+    warnings.warn(message, AirflowProviderDeprecationWarning, stacklevel=3)
+    log.warning("%s", message)
+    return extra[old_key]
+
+
 class IngestHttpHook(BaseHook):
     """Subclasses set the class attributes and implement :meth:`client_settings`.
 
+    The connection id is the first positional argument or the keyword named by
+    ``conn_name_attr`` (``PolarisHook(polaris_conn_id=...)``, as the operators take it).
     The sync client is built from ``get_connection`` in a worker; the async one from
     ``aget_connection`` inside a trigger, so a trigger carries only the connection id.
+
+    Every connection may carry the network extras ``proxies``, ``verify`` and ``cert``
+    (see :class:`~airflow_provider_ingest.http.NetworkSettings`); both clients apply them.
 
     :param conn_id: The Airflow connection to read; the hook's ``default_conn_name`` when None.
     :param retry: How failed requests are retried (``airflow_provider_ingest.http.RetryPolicy``);
@@ -50,9 +75,16 @@ class IngestHttpHook(BaseHook):
         *,
         retry: RetryPolicy | None = None,
         timeouts: Timeouts | None = None,
+        **kwargs: Any,
     ):
+        named = kwargs.pop(self.conn_name_attr, None) if self.conn_name_attr != "conn_id" else None
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}: unexpected argument(s) {', '.join(sorted(kwargs))}")
+        if named is not None and conn_id is not None and named != conn_id:
+            raise TypeError(f"{type(self).__name__}: give the connection id once, as {self.conn_name_attr}")
         super().__init__()
-        self.conn_id = conn_id or self.default_conn_name
+        self.conn_id = named or conn_id or self.default_conn_name
+        setattr(self, self.conn_name_attr, self.conn_id)
         self.retry = retry
         self.timeouts = timeouts
         self._async_client: AsyncApiClient | None = None
@@ -76,21 +108,29 @@ class IngestHttpHook(BaseHook):
     def extra_of(conn: Connection) -> dict[str, Any]:
         return conn.extra_dejson or {}
 
-    def _settings(self, conn: Connection) -> tuple[str, Auth]:
+    @staticmethod
+    def network_of(conn: Connection) -> NetworkSettings:
+        """The connection's ``proxies``, ``verify`` and ``cert`` extras, checked."""
+        return NetworkSettings.from_extra(IngestHttpHook.extra_of(conn), f"connection {conn.conn_id!r}")
+
+    def _settings(self, conn: Connection) -> tuple[str, Auth, NetworkSettings]:
         mask(conn.password)
-        return self.client_settings(conn)
+        base_url, auth = self.client_settings(conn)
+        return base_url, auth, self.network_of(conn)
 
     @cached_property
     def client(self) -> ApiClient:
-        base_url, auth = self._settings(self.get_connection(self.conn_id))
-        return ApiClient(self.service, base_url, auth, self.retry, self.timeouts)
+        base_url, auth, network = self._settings(self.get_connection(self.conn_id))
+        return ApiClient(self.service, base_url, auth, self.retry, self.timeouts, network)
 
     async def aclient(self) -> AsyncApiClient:
         if self._async_client is None:
             read = partial(self.aget_connection, self.conn_id)
             conn = await shared_async_client(("connection", self.conn_id), read, max_age=CONNECTION_TTL)
-            base_url, auth = self._settings(conn)
-            self._async_client = AsyncApiClient(self.service, base_url, auth, self.retry, self.timeouts)
+            base_url, auth, network = self._settings(conn)
+            self._async_client = AsyncApiClient(
+                self.service, base_url, auth, self.retry, self.timeouts, network
+            )
         return self._async_client
 
     def get_conn(self) -> ApiClient:

@@ -8,9 +8,12 @@ from airflow.sdk import Connection
 
 from airflow_provider_ingest.auth import OAuthClientCredentials
 from airflow_provider_ingest.exceptions import IngestApiError
-from airflow_provider_ingest.hooks.base import IngestHttpHook
+from airflow_provider_ingest.hooks.base import IngestHttpHook, deprecated_extra
 from airflow_provider_ingest.http import Auth, needs
 from airflow_provider_ingest.jobs import JobSnapshot, StatusTable
+
+# The UI colour of this family's operators and sensors.
+EGAIN_UI_COLOR = "#ffe3c7"
 
 EGAIN_STATUSES = StatusTable.of(
     succeeded={"successful"},
@@ -20,6 +23,8 @@ EGAIN_STATUSES = StatusTable.of(
 DEFAULT_SCOPE = "knowledge.contentmgr.manage"
 STATUS_REPLY = needs("status")  # a status reply without one is malformed, not an unknown status
 API_PREFIX = "knowledge/contentmgr/v4"
+# Test connection asks for the status of a job that cannot exist (the nil UUID).
+PROBE_JOB_ID = "00000000-0000-0000-0000-000000000000"
 
 
 def job_id_from_location(location: str) -> str:
@@ -53,8 +58,10 @@ def egain_snapshot(job_id: str, body: dict[str, Any]) -> JobSnapshot:
 
 class EgainHook(IngestHttpHook):
     """Connection: host = API base URL, login = client id, password = client secret,
-    extra ``token_url`` and ``scope`` (default ``knowledge.contentmgr.manage``)."""
+    extra ``auth_url`` (the OAuth token endpoint; ``token_url`` is its deprecated name) and
+    ``scope`` (default ``knowledge.contentmgr.manage``)."""
 
+    conn_name_attr = "egain_conn_id"
     default_conn_name = "egain_default"
     conn_type = "egain"
     hook_name = "eGain AI Knowledge Hub"
@@ -62,14 +69,17 @@ class EgainHook(IngestHttpHook):
 
     def client_settings(self, conn: Connection) -> tuple[str, Auth]:
         extra = self.extra_of(conn)
-        if not extra.get("token_url"):
-            raise ValueError(f"connection {conn.conn_id!r}: extra 'token_url' is required")
+        auth_url = deprecated_extra(conn, extra, "auth_url", "token_url")
+        if not auth_url:
+            raise ValueError(
+                f"connection {conn.conn_id!r}: extra 'auth_url' (OAuth token endpoint) is required"
+            )
         if not conn.login or not conn.password:
             raise ValueError(
                 f"connection {conn.conn_id!r}: login (client id) and password (client secret) are required"
             )
         auth = OAuthClientCredentials(
-            self.service, extra["token_url"], conn.login, conn.password, extra.get("scope") or DEFAULT_SCOPE
+            self.service, auth_url, conn.login, conn.password, extra.get("scope") or DEFAULT_SCOPE
         )
         return f"{self.base_url_of(conn)}/{API_PREFIX}", auth
 
@@ -131,5 +141,16 @@ class EgainHook(IngestHttpHook):
             self.log.info("eGain job %s has already ended; nothing to cancel", job_id)
 
     def probe(self) -> str:
+        """A token, then one authorized read against the API host: the status of a job that
+        cannot exist. The API checks the token (401) and its scope (403) before it looks the job
+        up, so eGain's own 404 error (a JSON body with an error code) proves the host serves the
+        Ingestion API and accepts the token; a wrong host answers otherwise (its 404 has no eGain
+        error code, or the call fails) and the test fails naming the status and endpoint. The
+        job-status read is the only read the Ingestion API documents, and it changes nothing."""
         self.client.auth.headers(self.client)
-        return "eGain token endpoint accepted the client credentials"
+        try:
+            self.client.json("GET", f"import/content/{PROBE_JOB_ID}/status")
+        except IngestApiError as exc:
+            if exc.status != 404 or not exc.code:
+                raise
+        return "eGain token endpoint accepted the client credentials and the Ingestion API the token"

@@ -14,6 +14,9 @@ from airflow_provider_ingest.hooks.base import IngestHttpHook
 from airflow_provider_ingest.http import Auth, StaticAuth, needs
 from airflow_provider_ingest.jobs import JobSnapshot, JobState, StatusTable
 
+# The UI colour of this family's operators and sensors.
+POLARIS_UI_COLOR = "#e8dcff"
+
 # What a job (status) reply must hold; a ``null``, a list or an error object in a 2xx is a malformed
 # reply, retried and then reported naming what was missing.
 JOB_REPLY = needs("id", "executionStatus")
@@ -74,6 +77,7 @@ class PolarisHook(IngestHttpHook):
     The key is sent as the HTTP Basic user with an empty password, as the doc's ``--user KEY:``.
     """
 
+    conn_name_attr = "polaris_conn_id"
     default_conn_name = "polaris_default"
     conn_type = "imply_polaris"
     hook_name = "Imply Polaris"

@@ -6,18 +6,30 @@ import asyncio
 import csv
 import io
 import json
+import os
 import re
 import threading
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
 from airflow_provider_ingest.exceptions import FINAL_CLIENT_ERRORS, IngestApiError, IngestApiRejected
-from airflow_provider_ingest.http import RETRYABLE_STATUSES, ApiClient, RetryPolicy, mask, parse_retry_after
+from airflow_provider_ingest.http import (
+    RETRYABLE_STATUSES,
+    ApiClient,
+    NetworkSettings,
+    RetryPolicy,
+    mask,
+    parse_retry_after,
+)
 from airflow_provider_ingest.jobs import JobSnapshot, JobState, StatusTable
+
+# The UI colour of this family's operators and sensors.
+QCONNECT_UI_COLOR = "#cfe3ff"
 
 REPORT_SAMPLE = 3
 SERVICE = "Amazon Q in Connect"
@@ -68,6 +80,24 @@ def as_provider_error(exc: Exception) -> Exception:
     if named:  # with_provider_rules' form: the call, then the vendor's own message
         method, endpoint, message = named.groups()
     return kind(SERVICE, method, endpoint, status, message, code or None)
+
+
+def aws_network(verify: bool | str | None, config: Any) -> NetworkSettings:
+    """What botocore does on the wire, for requests this package sends itself (the trigger's
+    signed polls, presigned uploads and reports): ``verify`` (the hook's: operator argument or
+    connection extra; default ``AWS_CA_BUNDLE`` or certifi's bundle, botocore's default), the
+    botocore config's ``proxies`` (else the environment's) and ``client_cert``."""
+    if verify is None or verify is True:
+        import certifi
+
+        verify = os.environ.get("AWS_CA_BUNDLE") or certifi.where()
+    proxies = getattr(config, "proxies", None) or {}
+    for url in proxies.values():
+        mask(urlsplit(url).password)
+    cert = getattr(config, "client_cert", None)
+    if isinstance(cert, list | tuple):
+        cert = (cert[0], cert[1])
+    return NetworkSettings(tuple(sorted(proxies.items())), verify, cert)
 
 
 def max_attempts(client: Any) -> int:
@@ -164,6 +194,10 @@ class QConnectHook(AwsBaseHook):
         client = new_client()
         return _AsyncClientWithRules(client, new_client) if deferrable else with_provider_rules(client)
 
+    def network_settings(self) -> NetworkSettings:
+        """The proxies and TLS settings of this hook's boto3 client (see :func:`aws_network`)."""
+        return aws_network(self.verify, self.conn.meta.config)
+
     @cached_property
     def waiter_path(self) -> Path:
         # The amazon provider looks in its own package; our waiter ships with us.
@@ -205,7 +239,8 @@ class QConnectHook(AwsBaseHook):
         if not report_url:
             return f"import job {job.get('importJobId')} is {job.get('status')} (no failed-record report)"
         mask(report_url)  # presigned: its signature must not reach a log
-        text = ApiClient("Amazon Q in Connect report", report_url).request("GET", "").text
+        client = ApiClient("Amazon Q in Connect report", report_url, network=self.network_settings())
+        text = client.request("GET", "").text
         rows = list(csv.DictReader(io.StringIO(text)))
         reason_column = next(
             (c for c in (rows[0] if rows else {}) if "error" in c.lower() or "reason" in c.lower()), None

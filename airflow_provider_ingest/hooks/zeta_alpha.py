@@ -14,6 +14,9 @@ from airflow_provider_ingest.hooks.base import IngestHttpHook
 from airflow_provider_ingest.http import Auth, StaticAuth
 from airflow_provider_ingest.jobs import JobSnapshot, JobState, StatusTable
 
+# The UI colour of this family's operators and sensors.
+ZETA_ALPHA_UI_COLOR = "#d4f0e4"
+
 DOCUMENT_STATUSES = StatusTable.of(
     succeeded={"indexed", "indexed_update"},
     failed={"failed", "quarantined", "quarantine_failed", "not_found"},
@@ -161,6 +164,7 @@ class ZetaAlphaHook(IngestHttpHook):
     """Connection: host = base URL, password = API key (``X-Auth``; a bearer token when extra
     ``auth_type`` is ``bearer``), extra ``tenant`` and optional ``index_id``."""
 
+    conn_name_attr = "zeta_alpha_conn_id"
     default_conn_name = "zeta_alpha_default"
     conn_type = "zeta_alpha"
     hook_name = "Zeta Alpha"

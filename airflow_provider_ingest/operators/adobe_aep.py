@@ -14,7 +14,7 @@ from typing import Any
 
 from airflow.sdk import Context
 
-from airflow_provider_ingest.hooks.adobe_aep import DEFAULT_CHUNK, AdobeAepHook
+from airflow_provider_ingest.hooks.adobe_aep import ADOBE_AEP_UI_COLOR, DEFAULT_CHUNK, AdobeAepHook
 from airflow_provider_ingest.jobs import JobSnapshot, spec_digest
 from airflow_provider_ingest.lineage import AdobeAepLineage
 from airflow_provider_ingest.operators.base import NOTHING_STARTED, IngestJobOperator
@@ -108,7 +108,11 @@ class S3ToAdobeAepOperator(AdobeAepLineage, IngestJobOperator):
         "file_name_template",
         "small_file_max_bytes",
         "chunk_size",
+        "conn_id",
+        "aws_conn_id",
     )
+    template_fields_renderers = {"s3_keys": "json"}
+    ui_color = ADOBE_AEP_UI_COLOR
 
     def __init__(
         self,

@@ -9,7 +9,7 @@ from typing import Any
 from airflow.sdk import Context
 
 from airflow_provider_ingest.exceptions import IngestJobFailed
-from airflow_provider_ingest.hooks.egain import EgainHook
+from airflow_provider_ingest.hooks.egain import EGAIN_UI_COLOR, EgainHook
 from airflow_provider_ingest.http import mask
 from airflow_provider_ingest.jobs import JobSnapshot, wait_for_job
 from airflow_provider_ingest.lineage import EgainLineage
@@ -79,7 +79,17 @@ class EgainStartImportOperator(EgainLineage, IngestJobOperator):
     trigger_class = EgainImportJobTrigger
     external_id_key = "egain_import_job_id"
     how_to_check = "the eGain AI Knowledge Hub's import jobs (Content Manager, Import)"
-    template_fields = ("s3_path", "region", "schedule_time", "operation", "validate_first", "allow_partial")
+    template_fields = (
+        "s3_path",
+        "region",
+        "schedule_time",
+        "operation",
+        "validate_first",
+        "allow_partial",
+        "conn_id",
+        "aws_conn_id",
+    )
+    ui_color = EGAIN_UI_COLOR
 
     def __init__(
         self,

@@ -8,7 +8,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 
-from airflow_provider_ingest.hooks.polaris import PolarisHook
+from airflow_provider_ingest.hooks.polaris import POLARIS_UI_COLOR, PolarisHook
 from airflow_provider_ingest.jobs import JobSnapshot
 from airflow_provider_ingest.lineage import PolarisLineage
 from airflow_provider_ingest.operators.base import IngestJobOperator
@@ -50,7 +50,8 @@ class PolarisEnsureS3ConnectionOperator(BaseOperator):
     :param polaris_conn_id: The Airflow connection to Polaris.
     """
 
-    template_fields = ("name", "bucket", "prefix", "aws_endpoint", "aws_assumed_role_arn")
+    template_fields = ("name", "bucket", "prefix", "aws_endpoint", "aws_assumed_role_arn", "polaris_conn_id")
+    ui_color = POLARIS_UI_COLOR
 
     def __init__(
         self,
@@ -171,7 +172,18 @@ class PolarisStartIngestionJobOperator(PolarisLineage, IngestJobOperator):
         "input_schema",
         "mappings",
         "ingestion_mode",
+        "conn_id",
+        "aws_conn_id",
     )
+    template_fields_renderers = {
+        "format_settings": "json",
+        "input_schema": "json",
+        "mappings": "json",
+        "uris": "json",
+        "prefixes": "json",
+        "objects": "json",
+    }
+    ui_color = POLARIS_UI_COLOR
 
     def __init__(
         self,

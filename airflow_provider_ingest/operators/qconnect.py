@@ -6,8 +6,10 @@ import codecs
 import contextlib
 import csv
 import hashlib
+import math
 import re
 import uuid
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,6 +26,7 @@ from airflow_provider_ingest.exceptions import (
 )
 from airflow_provider_ingest.hooks.qconnect import (
     IMPORT_JOB_STATUSES,
+    QCONNECT_UI_COLOR,
     SERVICE,
     QConnectHook,
     as_provider_error,
@@ -79,6 +82,43 @@ START_REPLY_ATTEMPTS = 3
 KB_ARN = re.compile(rf"^arn:[a-z-]+:wisdom:[a-z0-9-]*:[0-9]{{12}}:([a-z-]+)/({_UUID}(?:/{_UUID})*)$")
 
 
+DEFAULT_WAITER_DELAY = 30.0
+DEFAULT_WAIT_SECONDS = 6 * 3600.0
+
+
+def waiter_settings(
+    owner: str,
+    waiter_delay: float | None,
+    waiter_max_attempts: int | None,
+    poll_interval: float | None,
+    timeout: float | None,
+) -> tuple[float, int]:
+    """``(waiter_delay, waiter_max_attempts)`` from the amazon provider's names or their
+    deprecated aliases ``poll_interval`` (the delay) and ``timeout`` (seconds: the attempts are
+    ``ceil(timeout / delay)``); a name and its alias together are a TypeError."""
+    from airflow.exceptions import AirflowProviderDeprecationWarning
+
+    for alias, value, name, named in (
+        ("poll_interval", poll_interval, "waiter_delay", waiter_delay),
+        ("timeout", timeout, "waiter_max_attempts", waiter_max_attempts),
+    ):
+        if value is None:
+            continue
+        if named is not None:
+            raise TypeError(f"{owner}: give {name}, not also its deprecated alias {alias}")
+        warnings.warn(
+            f"{owner}: {alias} is deprecated, use {name}", AirflowProviderDeprecationWarning, stacklevel=4
+        )
+    delay = float(waiter_delay if waiter_delay is not None else poll_interval or DEFAULT_WAITER_DELAY)
+    if waiter_max_attempts is not None:
+        check_int(waiter_max_attempts, "waiter_max_attempts", 1)
+    if delay <= 0:
+        raise ValueError(f"waiter_delay: must be more than 0, got {delay}")
+    if waiter_max_attempts is None:
+        waiter_max_attempts = max(1, math.ceil((timeout or DEFAULT_WAIT_SECONDS) / delay))
+    return delay, int(waiter_max_attempts)
+
+
 def normalize_column(name: str) -> str:
     return re.sub(r"[\s_\-]", "", name).lower()
 
@@ -123,6 +163,13 @@ class QConnectImportQuickResponsesOperator(
     arguments and errors a retry cannot fix (validation, unknown resource, access denied,
     conflict) fail without Airflow's retries. Returns the import job id.
 
+    Waiting, as the amazon provider's operators wait: ``waiter_delay`` seconds between polls
+    (default 30) and at most ``waiter_max_attempts`` polls (default 720: six hours at the default
+    delay), poked or deferred. ``poll_interval`` (deprecated) is ``waiter_delay``; ``timeout``
+    (deprecated, seconds) sets ``waiter_max_attempts = ceil(timeout / waiter_delay)``.
+    ``aws_conn_id``, ``region_name``, ``verify`` and ``botocore_config`` are ``AwsBaseOperator``'s
+    and reach the deferred wait too.
+
     :param s3_key: The CSV, as ``s3://bucket/key`` or, with ``s3_bucket``, as a key (templated).
     :param knowledge_base_id: The id or ARN of a ``QUICK_RESPONSES`` knowledge base (templated).
     :param s3_bucket: The bucket, when ``s3_key`` is a key rather than a URI (templated).
@@ -132,9 +179,12 @@ class QConnectImportQuickResponsesOperator(
     :param wait_for_completion: Wait until the import job ends, and fail the task when it fails.
     :param deferrable: Wait in the triggerer instead of holding a worker slot. The default is
         Airflow's ``[operators] default_deferrable`` setting (``False`` unless configured).
-    :param poll_interval: Seconds between two status reads while waiting.
-    :param timeout: Seconds the wait may last. Import jobs cannot be canceled through the API,
-        so a job still running then is left running.
+    :param waiter_delay: Seconds between two status reads while waiting (default 30).
+    :param waiter_max_attempts: Status reads at most (default 720); the wait lasts at most
+        ``waiter_delay * waiter_max_attempts`` seconds, kept across retries. Import jobs cannot be
+        canceled through the API, so a job still running then is left running.
+    :param poll_interval: Deprecated: ``waiter_delay``.
+    :param timeout: Deprecated: seconds, giving ``waiter_max_attempts = ceil(timeout / waiter_delay)``.
     :param presigned_url_ttl_minutes: How long the upload URL Q in Connect hands out stays valid,
         1 to 60 minutes.
     """
@@ -147,6 +197,8 @@ class QConnectImportQuickResponsesOperator(
     template_fields = aws_template_fields(
         "s3_key", "s3_bucket", "knowledge_base_id", "metadata", "external_source_configuration"
     )
+    template_fields_renderers = {"metadata": "json", "external_source_configuration": "json"}
+    ui_color = QCONNECT_UI_COLOR
 
     def __init__(
         self,
@@ -158,12 +210,17 @@ class QConnectImportQuickResponsesOperator(
         external_source_configuration: dict[str, Any] | None = None,
         wait_for_completion: bool = True,
         deferrable: bool = default_deferrable(),
-        poll_interval: float = 30,
-        timeout: float = 6 * 3600.0,
+        waiter_delay: float | None = None,
+        waiter_max_attempts: int | None = None,
+        poll_interval: float | None = None,
+        timeout: float | None = None,
         presigned_url_ttl_minutes: int = 60,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        waiter_delay, waiter_max_attempts = waiter_settings(
+            type(self).__name__, waiter_delay, waiter_max_attempts, poll_interval, timeout
+        )
         self.resubmit_on_unknown_start = False  # never needed: the start is idempotent
         self.cancel_on_timeout = False  # nothing to cancel with
         self.s3_key = s3_key
@@ -173,12 +230,27 @@ class QConnectImportQuickResponsesOperator(
         self.external_source_configuration = external_source_configuration
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
-        self.poll_interval = poll_interval
-        self.timeout = timeout
+        self.waiter_delay = waiter_delay
+        self.waiter_max_attempts = waiter_max_attempts
         self.presigned_url_ttl_minutes = presigned_url_ttl_minutes
         self.job_id: str | None = None
         self.etag: str | None = None
         self.kb_id: str | None = None  # checked by GetKnowledgeBase; never an ARN
+
+    @property
+    def wait_seconds(self) -> float:
+        """The whole wait: ``waiter_delay * waiter_max_attempts``."""
+        return self.waiter_delay * self.waiter_max_attempts
+
+    @property
+    def poll_interval(self) -> float:
+        """Deprecated: ``waiter_delay``."""
+        return self.waiter_delay
+
+    @property
+    def timeout(self) -> float:
+        """Deprecated: ``waiter_delay * waiter_max_attempts``."""
+        return self.wait_seconds
 
     # --- checks before any Q in Connect call ------------------------------------------------------
     def s3_location(self) -> tuple[str, str]:
@@ -354,7 +426,8 @@ class QConnectImportQuickResponsesOperator(
             return _S3Upload(self.s3_client.get_object(Bucket=bucket, Key=key)["Body"], size)
 
         headers = {**(reply.get("headersToInclude") or {}), "Content-Length": str(size)}
-        ApiClient("Amazon Q in Connect upload", reply["url"]).request("PUT", "", data=stream, headers=headers)
+        upload = ApiClient("Amazon Q in Connect upload", reply["url"], network=self.hook.network_settings())
+        upload.request("PUT", "", data=stream, headers=headers)
         self.log.info("Uploaded s3://%s/%s (%d bytes) as upload %s", bucket, key, size, reply["uploadId"])
         return reply["uploadId"]
 
@@ -460,9 +533,11 @@ class QConnectImportQuickResponsesOperator(
                     knowledge_base_id=self.kb_path_id(),
                     import_job_id=external_id,
                     deadline=deadline,
-                    waiter_delay=self.poll_interval,
+                    waiter_delay=self.waiter_delay,
                     aws_conn_id=self.aws_conn_id,
                     region_name=self.region_name,
+                    verify=self.verify,
+                    botocore_config=self.botocore_config,
                 ),
                 method_name="execute_complete",
             )

@@ -19,7 +19,12 @@ from airflow.sdk import BaseOperator, Context
 from botocore.parsers import DEFAULT_TIMESTAMP_PARSER, ResponseParserFactory
 
 from airflow_provider_ingest.exceptions import IngestInputError, IngestJobFailed
-from airflow_provider_ingest.hooks.zeta_alpha import ZetaAlphaHook, ingestion_job, s3_document_id
+from airflow_provider_ingest.hooks.zeta_alpha import (
+    ZETA_ALPHA_UI_COLOR,
+    ZetaAlphaHook,
+    ingestion_job,
+    s3_document_id,
+)
 from airflow_provider_ingest.jobs import JobSnapshot
 from airflow_provider_ingest.lineage import ZetaAlphaLineage
 from airflow_provider_ingest.operators.base import IngestJobOperator
@@ -226,7 +231,11 @@ class S3ToZetaAlphaOperator(ZetaAlphaLineage, IngestJobOperator):
         "allow_access_rights",
         "custom_metadata",
         "content_mode",
+        "conn_id",
+        "aws_conn_id",
     )
+    template_fields_renderers = {"allow_access_rights": "json", "custom_metadata": "json"}
+    ui_color = ZETA_ALPHA_UI_COLOR
 
     def __init__(
         self,
@@ -557,7 +566,15 @@ class ZetaAlphaUpdateAccessRightsOperator(BaseOperator):
     :param zeta_alpha_conn_id: The Airflow connection to Zeta Alpha.
     """
 
-    template_fields = ("documents", "document_ids", "allow_access_rights", "content_source_id")
+    template_fields = (
+        "documents",
+        "document_ids",
+        "allow_access_rights",
+        "content_source_id",
+        "zeta_alpha_conn_id",
+    )
+    template_fields_renderers = {"documents": "json", "document_ids": "json", "allow_access_rights": "json"}
+    ui_color = ZETA_ALPHA_UI_COLOR
 
     def __init__(
         self,

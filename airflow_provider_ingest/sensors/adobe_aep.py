@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_ingest.hooks.adobe_aep import AdobeAepHook
+from airflow_provider_ingest.hooks.adobe_aep import ADOBE_AEP_UI_COLOR, AdobeAepHook
 from airflow_provider_ingest.lineage import AdobeAepSensorLinks
 from airflow_provider_ingest.sensors.base import IngestJobSensor
 from airflow_provider_ingest.triggers.adobe_aep import AdobeAepBatchTrigger
@@ -17,6 +17,7 @@ class AdobeAepBatchSensor(AdobeAepSensorLinks, IngestJobSensor):
     """
 
     hook_class = AdobeAepHook
+    ui_color = ADOBE_AEP_UI_COLOR
     trigger_class = AdobeAepBatchTrigger
 
     def __init__(self, *, batch_id: str, adobe_aep_conn_id: str = "adobe_aep_default", **kwargs: Any):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from functools import cached_property
 from typing import Any, ClassVar
 
@@ -15,23 +16,43 @@ from airflow_provider_ingest.operators.base import default_deferrable
 MAX_WAIT_SECONDS = 365 * 86400.0
 
 
-class IngestJobSensor(BaseSensorOperator):
-    """Wait for one remote job, by poking or in the triggerer; never cancels the job.
+def poke_interval_from(poll_interval: float | None, kwargs: dict[str, Any], owner: str) -> None:
+    """Map the deprecated ``poll_interval`` onto ``BaseSensorOperator``'s ``poke_interval`` in
+    ``kwargs`` (given both, a TypeError: they would disagree)."""
+    if poll_interval is None:
+        return
+    if "poke_interval" in kwargs:
+        raise TypeError(f"{owner}: give poke_interval, not also its deprecated alias poll_interval")
+    from airflow.exceptions import AirflowProviderDeprecationWarning
 
-    Subclasses set ``hook_class`` and ``trigger_class``; ``job_id`` is templated. The wait lasts
-    at most ``timeout`` (Airflow's sensor argument); the task returns the job's final details.
+    warnings.warn(
+        f"{owner}: poll_interval is deprecated, use poke_interval",
+        AirflowProviderDeprecationWarning,
+        stacklevel=4,
+    )
+    kwargs["poke_interval"] = poll_interval
+
+
+class IngestJobSensor(BaseSensorOperator):
+    """Subclasses set ``hook_class`` and ``trigger_class``; ``job_id`` and the connection id are
+    templated.
+
+    Everything ``BaseSensorOperator`` takes applies (``poke_interval``, default 30 s; ``timeout``;
+    ``mode``; ``soft_fail``; ``exponential_backoff``...); deferred, the trigger polls every
+    ``poke_interval`` until ``timeout``. ``poll_interval`` is a deprecated alias of
+    ``poke_interval``.
 
     :param job_id: The id of the job to wait for (templated).
     :param conn_id: The Airflow connection of the service (subclasses take it as
         ``<service>_conn_id`` with the service's default connection id).
     :param deferrable: Wait in the triggerer instead of holding a worker slot. The default is
         Airflow's ``[operators] default_deferrable`` setting (``False`` unless configured).
-    :param poll_interval: Seconds between two status reads (also the sensor's ``poke_interval``).
+    :param poll_interval: Deprecated: ``poke_interval``.
     """
 
     hook_class: ClassVar[type]
     trigger_class: ClassVar[type]
-    template_fields = ("job_id",)
+    template_fields: Any = ("job_id", "conn_id")
 
     def __init__(
         self,
@@ -39,15 +60,21 @@ class IngestJobSensor(BaseSensorOperator):
         job_id: Any,
         conn_id: str,
         deferrable: bool = default_deferrable(),
-        poll_interval: float = 30.0,
+        poll_interval: float | None = None,
         **kwargs: Any,
     ):
-        super().__init__(poke_interval=poll_interval, **kwargs)
+        poke_interval_from(poll_interval, kwargs, type(self).__name__)
+        kwargs.setdefault("poke_interval", 30.0)
+        super().__init__(**kwargs)
         self.job_id = job_id
         self.conn_id = conn_id
         self.deferrable = deferrable
-        self.poll_interval = poll_interval
         self._watch: JobWatch | None = None
+
+    @property
+    def poll_interval(self) -> float:
+        """Deprecated: ``poke_interval``."""
+        return float(self.poke_interval)
 
     @cached_property
     def hook(self) -> Any:
@@ -61,7 +88,7 @@ class IngestJobSensor(BaseSensorOperator):
                 job_id=self.job_id,
                 conn_id=self.conn_id,
                 deadline=time.time() + min(self.timeout, MAX_WAIT_SECONDS),
-                poll_interval=self.poll_interval,
+                poll_interval=float(self.poke_interval),
                 cancel_on_kill=False,  # the sensor did not start the job; it must not stop it
             ),
             method_name="execute_complete",

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_ingest.hooks.egain import EgainHook, job_id_from_location
+from airflow_provider_ingest.hooks.egain import EGAIN_UI_COLOR, EgainHook, job_id_from_location
 from airflow_provider_ingest.lineage import EgainSensorLinks
 from airflow_provider_ingest.sensors.base import IngestJobSensor
 from airflow_provider_ingest.triggers.egain import EgainImportJobTrigger
@@ -16,6 +16,7 @@ class EgainImportJobSensor(EgainSensorLinks, IngestJobSensor):
     """
 
     hook_class = EgainHook
+    ui_color = EGAIN_UI_COLOR
     trigger_class = EgainImportJobTrigger
 
     def __init__(self, *, job_id: str, egain_conn_id: str = "egain_default", **kwargs: Any):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_ingest.hooks.polaris import PolarisHook
+from airflow_provider_ingest.hooks.polaris import POLARIS_UI_COLOR, PolarisHook
 from airflow_provider_ingest.lineage import PolarisSensorLinks
 from airflow_provider_ingest.sensors.base import IngestJobSensor
 from airflow_provider_ingest.triggers.polaris import PolarisJobTrigger
@@ -16,6 +16,7 @@ class PolarisJobSensor(PolarisSensorLinks, IngestJobSensor):
     """
 
     hook_class = PolarisHook
+    ui_color = POLARIS_UI_COLOR
     trigger_class = PolarisJobTrigger
 
     def __init__(self, *, job_id: str, polaris_conn_id: str = "polaris_default", **kwargs: Any):

@@ -4,13 +4,15 @@ import time
 from typing import Any
 
 from airflow.providers.amazon.aws.sensors.base_aws import AwsBaseSensor
+from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.sdk import Context
 
 from airflow_provider_ingest.exceptions import IngestJobFailed
-from airflow_provider_ingest.hooks.qconnect import IMPORT_JOB_STATUSES, QConnectHook
+from airflow_provider_ingest.hooks.qconnect import IMPORT_JOB_STATUSES, QCONNECT_UI_COLOR, QConnectHook
 from airflow_provider_ingest.jobs import JobState
 from airflow_provider_ingest.lineage import QConnectSensorLinks
 from airflow_provider_ingest.operators.base import default_deferrable
+from airflow_provider_ingest.sensors.base import MAX_WAIT_SECONDS, poke_interval_from
 from airflow_provider_ingest.triggers.qconnect import QConnectImportJobTrigger
 
 
@@ -26,15 +28,24 @@ def check_import_job(hook: QConnectHook, job: dict[str, Any]) -> bool:
 class QConnectImportJobSensor(QConnectSensorLinks, AwsBaseSensor[QConnectHook]):
     """Waits for an import job to be COMPLETE; a FAILED job raises with its failed records.
 
+    Takes what ``BaseSensorOperator`` takes (``poke_interval``, default 30 s; ``timeout``; ``mode``;
+    ``soft_fail``; ``exponential_backoff``) and what ``AwsBaseSensor`` takes (``aws_conn_id``,
+    ``region_name``, ``verify``, ``botocore_config``, all honoured by the deferred wait too).
+    As for the amazon provider's waiters, ``waiter_delay`` (seconds between polls) and
+    ``waiter_max_attempts`` may be given instead: they set ``poke_interval`` and
+    ``timeout = waiter_delay * waiter_max_attempts``. ``poll_interval`` is a deprecated alias of
+    ``poke_interval``.
+
     :param knowledge_base_id: The knowledge base the job imports into (templated).
     :param import_job_id: The import job id (templated), e.g. the operator's return value.
     :param deferrable: Wait in the triggerer instead of holding a worker slot. The default is
         Airflow's ``[operators] default_deferrable`` setting (``False`` unless configured).
-    :param poll_interval: Seconds between two status reads (also the sensor's ``poke_interval``).
+    :param poll_interval: Deprecated: ``poke_interval``.
     """
 
     aws_hook_class = QConnectHook
-    template_fields = ("knowledge_base_id", "import_job_id", "aws_conn_id", "region_name")
+    ui_color = QCONNECT_UI_COLOR
+    template_fields = aws_template_fields("knowledge_base_id", "import_job_id")
 
     def __init__(
         self,
@@ -42,14 +53,30 @@ class QConnectImportJobSensor(QConnectSensorLinks, AwsBaseSensor[QConnectHook]):
         knowledge_base_id: str,
         import_job_id: str,
         deferrable: bool = default_deferrable(),
-        poll_interval: float = 30,
+        waiter_delay: float | None = None,
+        waiter_max_attempts: int | None = None,
+        poll_interval: float | None = None,
         **kwargs: Any,
     ):
-        super().__init__(poke_interval=poll_interval, **kwargs)
+        poke_interval_from(poll_interval, kwargs, type(self).__name__)
+        if waiter_delay is not None:
+            if "poke_interval" in kwargs:
+                raise TypeError(f"{type(self).__name__}: give waiter_delay or poke_interval, not both")
+            kwargs["poke_interval"] = waiter_delay
+        kwargs.setdefault("poke_interval", 30.0)
+        if waiter_max_attempts is not None:
+            if "timeout" in kwargs:
+                raise TypeError(f"{type(self).__name__}: give waiter_max_attempts or timeout, not both")
+            kwargs["timeout"] = float(kwargs["poke_interval"]) * waiter_max_attempts
+        super().__init__(**kwargs)
         self.knowledge_base_id = knowledge_base_id
         self.import_job_id = import_job_id
         self.deferrable = deferrable
-        self.poll_interval = poll_interval
+
+    @property
+    def poll_interval(self) -> float:
+        """Deprecated: ``poke_interval``."""
+        return float(self.poke_interval)
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
@@ -58,10 +85,12 @@ class QConnectImportJobSensor(QConnectSensorLinks, AwsBaseSensor[QConnectHook]):
             trigger=QConnectImportJobTrigger(
                 knowledge_base_id=self.knowledge_base_id,
                 import_job_id=self.import_job_id,
-                deadline=time.time() + min(self.timeout, 365 * 86400.0),
-                waiter_delay=self.poll_interval,
+                deadline=time.time() + min(self.timeout, MAX_WAIT_SECONDS),
+                waiter_delay=float(self.poke_interval),
                 aws_conn_id=self.aws_conn_id,
                 region_name=self.region_name,
+                verify=self.verify,
+                botocore_config=self.botocore_config,
             ),
             method_name="execute_complete",
         )

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_ingest.hooks.zeta_alpha import ZetaAlphaHook
+from airflow_provider_ingest.hooks.zeta_alpha import ZETA_ALPHA_UI_COLOR, ZetaAlphaHook
 from airflow_provider_ingest.lineage import ZetaAlphaSensorLinks
 from airflow_provider_ingest.sensors.base import IngestJobSensor
 from airflow_provider_ingest.triggers.zeta_alpha import ZetaAlphaDocumentsTrigger
@@ -20,8 +20,10 @@ class ZetaAlphaDocumentsSensor(ZetaAlphaSensorLinks, IngestJobSensor):
     """
 
     hook_class = ZetaAlphaHook
+    ui_color = ZETA_ALPHA_UI_COLOR
     trigger_class = ZetaAlphaDocumentsTrigger
-    template_fields = ("job_id",)
+    template_fields = ("job_id", "conn_id")
+    template_fields_renderers = {"job_id": "json"}
 
     def __init__(
         self, *, document_ids: list[str], zeta_alpha_conn_id: str = "zeta_alpha_default", **kwargs: Any

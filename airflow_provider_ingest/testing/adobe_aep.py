@@ -99,7 +99,7 @@ class AdobeAepFake(FakeService):
             "extra": {
                 "ims_org_id": self.ims_org_id,
                 "sandbox_name": "prod",
-                "token_url": f"{self.url}/ims/token/v3",
+                "auth_url": f"{self.url}/ims/token/v3",
             },
         }
 
@@ -384,6 +384,25 @@ class AdobeAepFake(FakeService):
             ]
             views.sort(key=lambda v: [v[f] for f in fields_list], reverse=direction == "desc")
             return JSONResponse({v["id"]: v for v in views[start : start + limit]})
+
+        @app.get(CATALOG + "/dataSets")
+        async def list_datasets(request: Request) -> Response:
+            """Catalog's list: an object keyed by dataset id, at most ``limit`` (1-100, default
+            50) entries, each cut to the comma-separated ``properties`` when given."""
+            if denied := self._denied(request):
+                return denied
+            try:
+                limit = int(request.query_params.get("limit", "50"))
+            except ValueError:
+                limit = 0
+            if not 1 <= limit <= 100:
+                return self.error(400, "400101", "limit: must be 1 to 100")
+            wanted = [p for p in request.query_params.get("properties", "").split(",") if p]
+            listed = {
+                dataset_id: {k: v for k, v in dataset.items() if not wanted or k in wanted}
+                for dataset_id, dataset in list(self.datasets.items())[:limit]
+            }
+            return JSONResponse(listed)
 
         @app.get(CATALOG + "/dataSets/{dataset_id}")
         async def get_dataset(dataset_id: str, request: Request) -> Response:

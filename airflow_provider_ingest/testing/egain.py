@@ -57,7 +57,7 @@ class EgainFake(FakeService):
             "host": self.url,
             "login": self.client_id,
             "password": self.client_secret,
-            "extra": {"token_url": f"{self.url}/oauth2/token", "scope": SCOPE},
+            "extra": {"auth_url": f"{self.url}/oauth2/token", "scope": SCOPE},
         }
 
     def reset_state(self) -> None:

@@ -335,8 +335,25 @@ class FakeService:
             return guarded(lambda: self.configure(**settings))
 
     # --- serving --------------------------------------------------------------------------------
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        config = uvicorn.Config(self.app, host=host, port=port, log_level="warning", lifespan="off")
+    def start(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
+        ssl_ca_certs: str | None = None,
+    ) -> str:
+        """Serve in a thread; over HTTPS with ``ssl_certfile``/``ssl_keyfile`` (and requiring a
+        client certificate signed by ``ssl_ca_certs`` when given). Returns the base URL."""
+        tls: dict[str, Any] = {}
+        if ssl_certfile:
+            tls = {"ssl_certfile": ssl_certfile, "ssl_keyfile": ssl_keyfile}
+            if ssl_ca_certs:
+                import ssl
+
+                tls.update(ssl_ca_certs=ssl_ca_certs, ssl_cert_reqs=ssl.CERT_REQUIRED)
+        config = uvicorn.Config(self.app, host=host, port=port, log_level="warning", lifespan="off", **tls)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True, name=type(self).__name__)
         self._thread.start()
@@ -346,7 +363,7 @@ class FakeService:
                 raise RuntimeError(f"{type(self).__name__} did not start on {host}:{port}")
             time.sleep(0.01)
         bound_port = self._server.servers[0].sockets[0].getsockname()[1]
-        self.url = f"http://{host}:{bound_port}"
+        self.url = f"{'https' if ssl_certfile else 'http'}://{host}:{bound_port}"
         return self.url
 
     def stop(self) -> None:

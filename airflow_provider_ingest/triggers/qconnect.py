@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
@@ -10,25 +9,22 @@ from airflow.providers.amazon.aws.triggers.base import AwsBaseWaiterTrigger
 from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_ingest.auth import AwsSigV4
-from airflow_provider_ingest.hooks.qconnect import IMPORT_JOB_STATUSES, SERVICE, QConnectHook, max_attempts
+from airflow_provider_ingest.hooks.qconnect import (
+    IMPORT_JOB_STATUSES,
+    SERVICE,
+    QConnectHook,
+    aws_network,
+    max_attempts,
+)
 from airflow_provider_ingest.http import AsyncApiClient, RetryPolicy, Timeouts, shared_async_client
 from airflow_provider_ingest.jobs import JobSnapshot
 from airflow_provider_ingest.triggers.base import wait_event
 
 
-def tls_option(verify: bool | str | None) -> dict[str, Any]:
-    """botocore's ``verify`` (False, a CA bundle path, or default) as aiohttp's ``ssl`` argument."""
-    if verify is False:
-        return {"ssl": False}
-    if isinstance(verify, str):
-        return {"ssl": ssl.create_default_context(cafile=verify)}
-    return {}
-
-
-async def open_status_client(hook: QConnectHook) -> tuple[AsyncApiClient, dict[str, Any]]:
+async def open_status_client(hook: QConnectHook) -> AsyncApiClient:
     """A signed REST client for ``GetImportJob`` on the shared aiohttp pool, configured from the
-    connection's own aiobotocore client (endpoint, region, signing name, timeouts, attempts), and
-    the TLS option for its requests.
+    connection's own aiobotocore client (endpoint, region, signing name, timeouts, attempts,
+    proxies, client certificate) and the hook's ``verify``, as botocore would use them.
 
     Why not the botocore client itself: each of its calls costs ~2 ms of the triggerer's loop
     (events, user agent, parsing), 3x a plain signed GET (see benchmarks/triggers.py)."""
@@ -38,6 +34,7 @@ async def open_status_client(hook: QConnectHook) -> tuple[AsyncApiClient, dict[s
         signing_name = meta.service_model.signing_name
         timeouts = Timeouts(connect=meta.config.connect_timeout, read=meta.config.read_timeout)
         attempts = max_attempts(client)
+        config = meta.config
     # Both may read the connection (a blocking call), so not on the triggerer's loop.
     session = await asyncio.to_thread(hook.get_session, region, True)
     verify = await asyncio.to_thread(lambda: hook.verify)
@@ -45,8 +42,8 @@ async def open_status_client(hook: QConnectHook) -> tuple[AsyncApiClient, dict[s
     if credentials is None:
         raise ValueError(f"aws_conn_id {hook.aws_conn_id!r}: no AWS credentials found")
     auth = AwsSigV4(credentials, signing_name, region)
-    client = AsyncApiClient(SERVICE, endpoint, auth, RetryPolicy(attempts=attempts), timeouts)
-    return client, tls_option(verify)
+    network = aws_network(verify, config)
+    return AsyncApiClient(SERVICE, endpoint, auth, RetryPolicy(attempts=attempts), timeouts, network)
 
 
 class QConnectImportJobTrigger(AwsBaseWaiterTrigger):
@@ -54,8 +51,10 @@ class QConnectImportJobTrigger(AwsBaseWaiterTrigger):
     acceptors (:data:`IMPORT_JOB_STATUSES`); a status the waiter does not know keeps waiting.
 
     ``deadline`` (epoch seconds) is serialized, so a triggerer restart continues the same wait
-    instead of granting a new one. Connection handling (region, role, endpoint, verify) is the
-    amazon provider's; every wait on one connection shares one signed client.
+    instead of granting a new one. Connection handling (region, role, endpoint, verify, botocore
+    config) is the amazon provider's, and its polls honour the same ``verify``, botocore
+    ``proxies`` (else the environment's) and ``client_cert`` botocore would; every wait on one
+    connection and configuration shares one signed client.
 
     :param knowledge_base_id: The knowledge base the job imports into.
     :param import_job_id: The import job id.
@@ -117,20 +116,20 @@ class QConnectImportJobTrigger(AwsBaseWaiterTrigger):
         kb, job_id = quote(self.knowledge_base_id, safe=""), quote(self.import_job_id, safe="")
         return f"knowledgeBases/{kb}/importJobs/{job_id}"
 
-    async def snapshot(self, client: AsyncApiClient, path: str, options: dict[str, Any]) -> JobSnapshot:
-        job = (await client.json("GET", path, **options)).get("importJob") or {}
+    async def snapshot(self, client: AsyncApiClient, path: str) -> JobSnapshot:
+        job = (await client.json("GET", path)).get("importJob") or {}
         status = str(job.get("status") or "")
         return JobSnapshot(self.import_job_id, status, IMPORT_JOB_STATUSES.state_of(status))
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = self.hook()
         key = (QConnectHook, self.aws_conn_id, self.region_name, self.verify, repr(self.botocore_config))
-        client, options = await shared_async_client(key, lambda: open_status_client(hook))
+        client = await shared_async_client(key, lambda: open_status_client(hook))
         path = self.status_path()  # the same for every poll
         yield await wait_event(
             SERVICE,
             self.import_job_id,
-            lambda: self.snapshot(client, path, options),
+            lambda: self.snapshot(client, path),
             poll_interval=self.waiter_delay,
             deadline=self.deadline,
             log=self.log,

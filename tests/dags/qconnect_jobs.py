@@ -20,8 +20,8 @@ for mode in ("poke", "deferred"):
             s3_key="{{ params.s3_key }}",
             knowledge_base_id="{{ params.kb }}",
             deferrable=mode == "deferred",
-            poll_interval=0.2,
-            timeout=60,
+            waiter_delay=0.2,
+            waiter_max_attempts=300,
             retries=1,
             retry_delay=dt.timedelta(seconds=0),
         )
