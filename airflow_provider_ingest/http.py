@@ -22,11 +22,13 @@ import email.utils
 import json
 import logging
 import random
+import re
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import quote, quote_plus
 
 import aiohttp
 import requests
@@ -34,6 +36,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 
 from airflow_provider_ingest.exceptions import IngestApiError
+from airflow_provider_ingest.validation import check_path_segment
 
 log = logging.getLogger(__name__)
 
@@ -41,22 +44,59 @@ RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 
+def encoded_forms(secret: str) -> set[str]:
+    """The forms a secret takes once URL-encoded (a form body, a query string, a vendor echoing
+    either): ``quote`` with nothing safe and ``quote_plus``, where they differ from the secret."""
+    return {quote(secret, safe=""), quote_plus(secret)} - {secret}
+
+
 def mask(*secrets: str | None) -> None:
-    """Register secrets with Airflow's masker so logs and task output show ``***`` instead."""
+    """Register secrets with Airflow's masker so logs and task output show ``***`` instead, in the
+    raw form and URL-encoded (a client secret travels form-encoded to the token endpoint, and an
+    error that echoes the request echoes it that way)."""
     from airflow.sdk.log import mask_secret
 
     for secret in secrets:
         if secret:
             mask_secret(secret)
+            for form in encoded_forms(secret):
+                mask_secret(form)
+
+
+# The signature and credentials of a presigned URL (SigV4 and SigV2, in a query string or an
+# Authorization header), so the values are masked wherever a URL appears, without registering each
+# URL with the masker. The name follows ``?``, ``&``, a separator or their URL/JSON encodings; the
+# value ends at ``&`` (or its encodings), a quote, a backslash (JSON escapes) or white space.
+_PRESIGNED = re.compile(
+    r"(?i)(?:^|(?<=[?&;,\s\"'(\[{])|(?<=%26)|(?<=%3F)|(?<=%2526)|(?<=%253F)|(?<=u0026))"
+    r"(x-amz-signature|x-amz-security-token|x-amz-credential|signature|awsaccesskeyid|security-token)"
+    r"(=|%3D|%253D)"
+    r"(.+?)(?=&|%26|%2526|[\s\"'\\<>,;]|$)",
+    re.MULTILINE,
+)
+
+
+def mask_presigned(text: str) -> str:
+    """``text`` with the signature, security token and credential of every presigned URL in it
+    replaced by ``***`` (the rest of the URL is kept: it names the object)."""
+    return _PRESIGNED.sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
 
 
 def redact(text: str) -> str:
-    """Replace every registered secret in ``text``; used on anything that goes into an exception."""
+    """``text`` with every registered secret (raw or URL-encoded) and every presigned URL's
+    signature and token replaced; used on anything the core puts into an exception or a log."""
     try:
         from airflow.sdk._shared.secrets_masker import redact as airflow_redact
-    except ImportError:  # pragma: no cover - the masker moved; fail closed rather than leak
-        return text
-    return str(airflow_redact(text))
+    except ImportError:  # pragma: no cover - the masker moved; still mask the presigned URLs
+        return mask_presigned(text)
+    return mask_presigned(str(airflow_redact(text)))
+
+
+def segment(value: Any, field: str) -> str:
+    """``value`` as one URL path segment: checked (see :func:`check_path_segment`) and
+    percent-encoded with nothing safe (``/``, ``?``, ``#``, ``%`` included), so an id or a file
+    name put into a path can only ever name itself. Every hook builds its paths with it."""
+    return quote(check_path_segment(value, field), safe="")
 
 
 def parse_retry_after(value: str | None) -> float | None:

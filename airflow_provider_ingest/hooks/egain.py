@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from airflow.sdk import Connection
 
 from airflow_provider_ingest.auth import OAuthClientCredentials
 from airflow_provider_ingest.hooks.base import IngestHttpHook
-from airflow_provider_ingest.http import Auth
+from airflow_provider_ingest.http import Auth, segment
 from airflow_provider_ingest.jobs import JobSnapshot, StatusTable
 
 EGAIN_STATUSES = StatusTable.of(
@@ -21,11 +22,12 @@ API_PREFIX = "knowledge/contentmgr/v4"
 
 
 def job_id_from_location(location: str) -> str:
-    """``/knowledge/contentmgr/v4/import/content/<id>`` (absolute or relative) -> ``<id>``."""
-    job_id = location.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
-    if not job_id or job_id in ("content", "status"):
-        raise ValueError(f"cannot read a job id from location {location!r}")
-    return job_id
+    """``/knowledge/contentmgr/v4/import/content/<id>`` (absolute or relative) -> ``<id>``; only a
+    location of that shape (``../connections/x`` is not one)."""
+    match = re.search(r"(?:^|/)import/content/([^/]+)/?$", location.split("?", 1)[0])
+    if not match or match.group(1) in ("validate", "status", ".", ".."):
+        raise ValueError(f"job_id: cannot read a job id from location {location!r}")
+    return match.group(1)
 
 
 def egain_snapshot(job_id: str, body: dict[str, Any]) -> JobSnapshot:
@@ -89,21 +91,22 @@ class EgainHook(IngestHttpHook):
         return self._start("import/content/validate", {"dataSource": data_source})
 
     def get_status(self, job_id: str) -> dict[str, Any]:
-        return self.client.json("GET", f"import/content/{job_id}/status")
+        return self.client.json("GET", f"import/content/{segment(job_id, 'job_id')}/status")
 
     def job_snapshot(self, job_id: str) -> JobSnapshot:
         return egain_snapshot(job_id, self.get_status(job_id))
 
     async def ajob_snapshot(self, job_id: str) -> JobSnapshot:
-        body = await (await self.aclient()).json("GET", f"import/content/{job_id}/status")
+        body = await (await self.aclient()).json("GET", f"import/content/{segment(job_id, 'job_id')}/status")
         return egain_snapshot(job_id, body or {})
 
     # Canceling twice is harmless: a lost reply may be retried.
     def cancel_job(self, job_id: str) -> None:
-        self.client.request("POST", f"import/content/{job_id}/cancel", idempotent=True)
+        self.client.request("POST", f"import/content/{segment(job_id, 'job_id')}/cancel", idempotent=True)
 
     async def acancel_job(self, job_id: str) -> None:
-        await (await self.aclient()).request("POST", f"import/content/{job_id}/cancel", idempotent=True)
+        path = f"import/content/{segment(job_id, 'job_id')}/cancel"
+        await (await self.aclient()).request("POST", path, idempotent=True)
 
     def probe(self) -> str:
         self.client.auth.headers(self.client)

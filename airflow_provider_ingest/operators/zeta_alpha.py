@@ -17,6 +17,7 @@ from botocore.parsers import DEFAULT_TIMESTAMP_PARSER, ResponseParserFactory
 
 from airflow_provider_ingest.exceptions import IngestJobFailed
 from airflow_provider_ingest.hooks.zeta_alpha import ZetaAlphaHook, s3_document_id
+from airflow_provider_ingest.http import redact
 from airflow_provider_ingest.jobs import JobSnapshot
 from airflow_provider_ingest.operators.base import IngestJobOperator
 from airflow_provider_ingest.triggers.zeta_alpha import ZetaAlphaDocumentsTrigger
@@ -134,7 +135,8 @@ def raise_for_errors(what: str, errors: list[dict[str, str]], total: int) -> Non
         return
     shown = "; ".join(f"{e['document_id']}: {e['error_message']}" for e in errors[:MAX_ERRORS_SHOWN])
     more = f"; and {len(errors) - MAX_ERRORS_SHOWN} more" if len(errors) > MAX_ERRORS_SHOWN else ""
-    raise IngestJobFailed(f"Zeta Alpha rejected {len(errors)} of {total} {what}: {shown}{more}")
+    # the vendor's messages may echo a document, and with it a presigned URL
+    raise IngestJobFailed(redact(f"Zeta Alpha rejected {len(errors)} of {total} {what}: {shown}{more}"))
 
 
 def read_ahead(items: Iterator[Any]) -> Iterator[Any]:

@@ -18,6 +18,7 @@ class ZetaAlphaDocumentsSensor(IngestJobSensor):
     hook_class = ZetaAlphaHook
     trigger_class = ZetaAlphaDocumentsTrigger
     template_fields = ("job_id",)
+    job_id_field = "document_ids"
 
     def __init__(
         self, *, document_ids: list[str], zeta_alpha_conn_id: str = "zeta_alpha_default", **kwargs: Any
