@@ -11,6 +11,7 @@ base64, text starting with ``CORRUPT``) ends ``failed`` with an error code.
 from __future__ import annotations
 
 import base64
+import json
 import re
 import time
 from datetime import UTC, datetime
@@ -55,7 +56,8 @@ class ZetaAlphaFake(FakeService):
         super().__init__(**kwargs)
 
     def reject(self, document_id: str, message: str) -> None:
-        """Fault injection at document level: the next batches answer ``errors`` for this id."""
+        """Fault injection at document level: the next batches answer ``errors`` for this id.
+        ``{document}`` in the message is replaced by the document as sent (a vendor echoing it)."""
         with self.lock:
             self.rejections[document_id] = message
 
@@ -221,7 +223,8 @@ class ZetaAlphaFake(FakeService):
                         )
                         continue
                     if doc_id in self.rejections:
-                        errors.append({"document_id": doc_id, "error_message": self.rejections[doc_id]})
+                        message = self.rejections[doc_id].replace("{document}", json.dumps(item))
+                        errors.append({"document_id": doc_id, "error_message": message})
                         continue
                     accepted.append(self._ingest(tenant, index_id, item))
             self.record("document_batch", documents=len(accepted), errors=len(errors))
