@@ -25,7 +25,7 @@ import random
 import re
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Hashable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import quote, quote_plus
@@ -413,7 +413,10 @@ async def shared_async_client(
     together (they await the same opening); a failed opening is retried by the next caller.
     With ``max_age`` (seconds), a caller after that opens a fresh one (an old one is not closed:
     use it for values, such as connections, not for clients)."""
-    per_loop = _shared_clients.setdefault(asyncio.get_running_loop(), {})
+    loop = asyncio.get_running_loop()
+    if loop not in _loop_guards:
+        await close_at_loop_end()
+    per_loop = _shared_clients.setdefault(loop, {})
     entry = per_loop.get(key)
     now = time.monotonic()
     if entry is None or (max_age is not None and now - entry[2] > max_age):
@@ -426,9 +429,33 @@ async def shared_async_client(
         raise
 
 
+# Per loop, an async generator parked at its ``yield`` whose ``finally`` closes that loop's shared
+# sessions and clients. ``asyncio.run`` (as Airflow's ``dag.test`` runs each trigger, and the
+# triggerer its loop) closes every async generator started on a loop before closing the loop, so
+# nothing is left for the interpreter's exit, where aiohttp's "Unclosed client session" warnings
+# were logged to closed streams ("--- Logging error ---" after pytest's summary). Held strongly
+# here: a loop tracks its generators weakly.
+_loop_guards: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+
+
+async def _close_when_the_loop_ends() -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        await close_shared_sessions()
+
+
+async def close_at_loop_end() -> None:
+    """Make sure this loop's shared sessions and clients are closed when the loop shuts down."""
+    loop = asyncio.get_running_loop()
+    if loop not in _loop_guards:
+        guard = _loop_guards[loop] = _close_when_the_loop_ends()
+        await anext(guard)
+
+
 async def close_shared_sessions() -> None:
-    """Close this loop's shared sessions and clients (tests and benchmarks call it before the loop
-    ends)."""
+    """Close this loop's shared sessions and clients now (they are closed anyway when a loop run by
+    ``asyncio.run`` ends; benchmarks call it to measure a clean end)."""
     loop = asyncio.get_running_loop()
     for session in _shared_sessions.pop(loop, {}).values():
         await session.close()
@@ -459,6 +486,8 @@ class AsyncApiClient(_ClientBase):
         **kwargs: Any,
     ) -> tuple[int, Any]:
         """Send a request and return ``(status, parsed JSON or None)``."""
+        if asyncio.get_running_loop() not in _loop_guards:
+            await close_at_loop_end()
         url = self.url(path)
         budget = self.budget(method, idempotent)
         timeout = aiohttp.ClientTimeout(

@@ -232,3 +232,25 @@ def test_async_client_follows_the_same_rules(server):
         await close_shared_sessions()
 
     asyncio.run(scenario())
+
+
+def test_shared_sessions_close_when_the_loop_ends_without_being_asked(server):
+    """As ``dag.test`` runs a trigger: ``asyncio.run`` and no explicit close. A session left open
+    warns "Unclosed client session" when collected, at the latest at the interpreter's exit, when
+    logging's streams are closed (the "--- Logging error ---" tracebacks after pytest's summary)."""
+    from airflow_provider_ingest.http import shared_async_client
+
+    class Closable:
+        closed = False
+
+        async def close(self):
+            self.closed = True
+
+    async def scenario():
+        client = AsyncApiClient("Test API", server.url, retry=FAST)
+        assert await client.json("GET", "jobs") == {"ok": True}
+        other = await shared_async_client("closable", lambda: asyncio.sleep(0, Closable()), Closable.close)
+        return client.session, other
+
+    session, other = asyncio.run(scenario())
+    assert session.closed and other.closed
