@@ -27,13 +27,14 @@ import json
 import logging
 import os
 import random
+import re
 import ssl
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Hashable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import quote, quote_plus, urlsplit
 
 import aiohttp
 import certifi
@@ -43,6 +44,7 @@ from requests.utils import get_environ_proxies, select_proxy
 from urllib3.exceptions import NewConnectionError
 
 from airflow_provider_ingest.exceptions import IngestApiError
+from airflow_provider_ingest.validation import check_path_segment
 
 log = logging.getLogger(__name__)
 
@@ -50,22 +52,59 @@ RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 
+def encoded_forms(secret: str) -> set[str]:
+    """The forms a secret takes once URL-encoded (a form body, a query string, a vendor echoing
+    either): ``quote`` with nothing safe and ``quote_plus``, where they differ from the secret."""
+    return {quote(secret, safe=""), quote_plus(secret)} - {secret}
+
+
 def mask(*secrets: str | None) -> None:
-    """Register secrets with Airflow's masker so logs and task output show ``***`` instead."""
+    """Register secrets with Airflow's masker so logs and task output show ``***`` instead, in the
+    raw form and URL-encoded (a client secret travels form-encoded to the token endpoint, and an
+    error that echoes the request echoes it that way)."""
     from airflow.sdk.log import mask_secret
 
     for secret in secrets:
         if secret:
             mask_secret(secret)
+            for form in encoded_forms(secret):
+                mask_secret(form)
+
+
+# The signature and credentials of a presigned URL (SigV4 and SigV2, in a query string or an
+# Authorization header), so the values are masked wherever a URL appears, without registering each
+# URL with the masker. The name follows ``?``, ``&``, a separator or their URL/JSON encodings; the
+# value ends at ``&`` (or its encodings), a quote, a backslash (JSON escapes) or white space.
+_PRESIGNED = re.compile(
+    r"(?i)(?:^|(?<=[?&;,\s\"'(\[{])|(?<=%26)|(?<=%3F)|(?<=%2526)|(?<=%253F)|(?<=u0026))"
+    r"(x-amz-signature|x-amz-security-token|x-amz-credential|signature|awsaccesskeyid|security-token)"
+    r"(=|%3D|%253D)"
+    r"(.+?)(?=&|%26|%2526|[\s\"'\\<>,;]|$)",
+    re.MULTILINE,
+)
+
+
+def mask_presigned(text: str) -> str:
+    """``text`` with the signature, security token and credential of every presigned URL in it
+    replaced by ``***`` (the rest of the URL is kept: it names the object)."""
+    return _PRESIGNED.sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
 
 
 def redact(text: str) -> str:
-    """Replace every registered secret in ``text``; used on anything that goes into an exception."""
+    """``text`` with every registered secret (raw or URL-encoded) and every presigned URL's
+    signature and token replaced; used on anything the core puts into an exception or a log."""
     try:
         from airflow.sdk._shared.secrets_masker import redact as airflow_redact
-    except ImportError:  # pragma: no cover - the masker moved; fail closed rather than leak
-        return text
-    return str(airflow_redact(text))
+    except ImportError:  # pragma: no cover - the masker moved; still mask the presigned URLs
+        return mask_presigned(text)
+    return mask_presigned(str(airflow_redact(text)))
+
+
+def segment(value: Any, field: str) -> str:
+    """``value`` as one URL path segment: checked (see :func:`check_path_segment`) and
+    percent-encoded with nothing safe (``/``, ``?``, ``#``, ``%`` included), so an id or a file
+    name put into a path can only ever name itself. Every hook builds its paths with it."""
+    return quote(check_path_segment(value, field), safe="")
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -558,7 +597,10 @@ async def shared_async_client(
     together (they await the same opening); a failed opening is retried by the next caller.
     With ``max_age`` (seconds), a caller after that opens a fresh one (an old one is not closed:
     use it for values, such as connections, not for clients)."""
-    per_loop = _shared_clients.setdefault(asyncio.get_running_loop(), {})
+    loop = asyncio.get_running_loop()
+    if loop not in _loop_guards:
+        await close_at_loop_end()
+    per_loop = _shared_clients.setdefault(loop, {})
     entry = per_loop.get(key)
     now = time.monotonic()
     if entry is None or (max_age is not None and now - entry[2] > max_age):
@@ -571,9 +613,33 @@ async def shared_async_client(
         raise
 
 
+# Per loop, an async generator parked at its ``yield`` whose ``finally`` closes that loop's shared
+# sessions and clients. ``asyncio.run`` (as Airflow's ``dag.test`` runs each trigger, and the
+# triggerer its loop) closes every async generator started on a loop before closing the loop, so
+# nothing is left for the interpreter's exit, where aiohttp's "Unclosed client session" warnings
+# were logged to closed streams ("--- Logging error ---" after pytest's summary). Held strongly
+# here: a loop tracks its generators weakly.
+_loop_guards: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+
+
+async def _close_when_the_loop_ends() -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        await close_shared_sessions()
+
+
+async def close_at_loop_end() -> None:
+    """Make sure this loop's shared sessions and clients are closed when the loop shuts down."""
+    loop = asyncio.get_running_loop()
+    if loop not in _loop_guards:
+        guard = _loop_guards[loop] = _close_when_the_loop_ends()
+        await anext(guard)
+
+
 async def close_shared_sessions() -> None:
-    """Close this loop's shared sessions and clients (tests and benchmarks call it before the loop
-    ends)."""
+    """Close this loop's shared sessions and clients now (they are closed anyway when a loop run by
+    ``asyncio.run`` ends; benchmarks call it to measure a clean end)."""
     loop = asyncio.get_running_loop()
     for session in _shared_sessions.pop(loop, {}).values():
         await session.close()
@@ -615,6 +681,8 @@ class AsyncApiClient(_ClientBase):
         **kwargs: Any,
     ) -> tuple[int, Any]:
         """Send a request and return ``(status, parsed JSON or None)``."""
+        if asyncio.get_running_loop() not in _loop_guards:
+            await close_at_loop_end()
         url = self.url(path)
         budget = self.budget(method, idempotent)
         timeout = aiohttp.ClientTimeout(

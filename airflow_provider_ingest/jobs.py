@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from airflow_provider_ingest.exceptions import IngestJobFailed, IngestJobTimeout
+from airflow_provider_ingest.http import redact
 
 
 class JobState(StrEnum):
@@ -131,9 +132,9 @@ class JobWatch:
             )
         if snapshot.warning and not self._warning_logged:
             self._warning_logged = True
-            self.log.warning("%s job %s: %s", self.service, self.job_id, snapshot.warning)
+            self.log.warning("%s job %s: %s", self.service, self.job_id, redact(snapshot.warning))
         if snapshot.state is JobState.FAILED:
-            reason = snapshot.reason or "no reason given"
+            reason = redact(snapshot.reason or "no reason given")  # vendor text: may echo a URL
             raise IngestJobFailed(f"{self.service} job {self.job_id} ended {snapshot.status}: {reason}")
         return snapshot.state is JobState.SUCCEEDED
 

@@ -64,6 +64,12 @@ def infer_input_schema(s3_client: Any, bucket: str, key: str, data_format: str) 
     return [{"name": f.name, "dataType": polaris_data_type(f.type)} for f in schema]
 
 
+def sql_identifier(name: str) -> str:
+    """``name`` as a Druid SQL identifier: in double quotes, a double quote in it doubled. A column
+    name read from a file header must not end the identifier early and inject SQL."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def default_mappings(input_schema: list[dict[str, str]], time_column: str) -> list[dict[str, str]]:
     """Every input column as itself, and ``__time`` parsed from ``time_column``."""
     by_name = {c["name"]: c["dataType"] for c in input_schema}
@@ -72,11 +78,9 @@ def default_mappings(input_schema: list[dict[str, str]], time_column: str) -> li
             f"time_column: {time_column!r} is not among the input columns {sorted(by_name)}; "
             "give time_column or explicit mappings"
         )
-    time_expr = (
-        f'MILLIS_TO_TIMESTAMP("{time_column}")'
-        if by_name[time_column] == "long"
-        else f'TIME_PARSE("{time_column}")'
-    )
-    mappings = [{"columnName": "__time", "expression": time_expr}]
-    mappings += [{"columnName": name, "expression": f'"{name}"'} for name in by_name if name != time_column]
+    time_function = "MILLIS_TO_TIMESTAMP" if by_name[time_column] == "long" else "TIME_PARSE"
+    mappings = [{"columnName": "__time", "expression": f"{time_function}({sql_identifier(time_column)})"}]
+    mappings += [
+        {"columnName": name, "expression": sql_identifier(name)} for name in by_name if name != time_column
+    ]
     return mappings

@@ -12,6 +12,7 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 # (Reserved suffixes such as -s3alias are left alone: access point aliases work as bucket names.)
 _IP_ADDRESS = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
 _RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def require(value: Any, field: str) -> Any:
@@ -87,3 +88,20 @@ def exactly_one(field_values: dict[str, Any]) -> str:
         found = f" ({', '.join(given)} given)" if given else ""
         raise ValueError(f"exactly one of {names} is required{found}")
     return given[0]
+
+
+def check_path_segment(value: Any, field: str) -> str:
+    """``value`` when it can be one URL path segment; a ValueError naming ``field`` otherwise.
+
+    Empty, ``.``, ``..``, or holding ``/``, ``\\`` or a control character is refused even though
+    it would be quoted: a server or proxy may decode and normalise it into another resource.
+    Operators and sensors call it on their ids before any remote call."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{field}: expected a non-empty string, got {value!r}")
+    if value in (".", "..") or "/" in value or "\\" in value or _CONTROL.search(value):
+        raise ValueError(
+            f"{field}: {value!r} cannot be a URL path segment (no '/', '\\', '.', '..' or control characters)"
+        )
+    return value

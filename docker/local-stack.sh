@@ -10,12 +10,15 @@
 #
 # Settings (environment): STACK_PORT (8080), STACK_DIR (.local/stack), STACK_DB (airflow_ingest),
 # STACK_PG_URL (postgresql://postgres@127.0.0.1:5432), STACK_REDIS_URL (redis://127.0.0.1:6379/5),
-# STACK_FAKES_ENV (a file of AIRFLOW_CONN_* exports for fakes already running: then none are started).
+# STACK_FAKES_ENV (a file of AIRFLOW_CONN_* exports for fakes already running: then none are started),
+# STACK_HOST (127.0.0.1: the address the api-server listens on; every user is an admin, so any other
+# address also needs STACK_ALLOW_REMOTE_ADMIN=yes).
 # docker/docker-compose.yaml runs the same processes with the same AIRFLOW__* settings.
 set -Eeuo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 STACK_DIR=${STACK_DIR:-$ROOT/.local/stack}
 STACK_PORT=${STACK_PORT:-8080}
+STACK_HOST=${STACK_HOST:-127.0.0.1}
 STACK_DB=${STACK_DB:-airflow_ingest}
 STACK_PG_URL=${STACK_PG_URL:-postgresql://postgres@127.0.0.1:5432}
 STACK_REDIS_URL=${STACK_REDIS_URL:-redis://127.0.0.1:6379/5}
@@ -25,6 +28,15 @@ BIN=$ROOT/.venv/bin
 COMPONENTS=(fakes api-server scheduler dag-processor triggerer worker)
 
 [[ $STACK_DB =~ ^[a-z_][a-z0-9_]*$ ]] || { echo "STACK_DB: use lowercase letters, digits and _" >&2; exit 2; }
+case $STACK_HOST in
+127.* | localhost | ::1) ;;
+*)
+    if [ "${STACK_ALLOW_REMOTE_ADMIN:-}" != yes ]; then
+        echo "STACK_HOST=$STACK_HOST: every user of this stack is an admin; set STACK_ALLOW_REMOTE_ADMIN=yes to listen there" >&2
+        exit 2
+    fi
+    ;;
+esac
 
 airflow_env() {
     local pg=${STACK_PG_URL#postgresql://}
@@ -40,6 +52,8 @@ airflow_env() {
     export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
     export AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$STACK_PORT/execution/
     export AIRFLOW__API__PORT=$STACK_PORT
+    # Loopback only by default: with every user an admin, anyone who reaches the port owns it.
+    export AIRFLOW__API__HOST=$STACK_HOST
     export AIRFLOW__API__WORKERS=1
     # Local only: everyone is admin, no login page (the UI and the REST API's /auth/token).
     export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True

@@ -3,12 +3,16 @@ deployment as docker/local-stack.sh, which the e2e test runs."""
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import subprocess
 import tomllib
 
 import yaml
 from conftest import ROOT
+
+from airflow_provider_ingest.testing.__main__ import write_env_file
 
 DOCKER = ROOT / "docker"
 SCRIPT = (DOCKER / "local-stack.sh").read_text()
@@ -65,3 +69,34 @@ def test_the_image_is_the_locked_airflow_version_with_this_package():
     assert re.search(rf"^FROM apache/airflow:{re.escape(airflow)}-python3\.11$", dockerfile, re.MULTILINE)
     assert '"/opt/airflow-provider-ingest[testing,deploy]"' in dockerfile
     assert "COPY --chown=airflow:root dags /opt/airflow/dags" in dockerfile
+
+
+def test_the_api_server_listens_on_loopback_unless_told_otherwise(tmp_path):
+    assert re.search(r"^STACK_HOST=\$\{STACK_HOST:-127\.0\.0\.1\}$", SCRIPT, re.MULTILINE)
+    assert script_settings()["AIRFLOW__API__HOST"] == "$STACK_HOST"
+    env = {**os.environ, "STACK_DIR": str(tmp_path)}
+    script = str(DOCKER / "local-stack.sh")
+    # every user is an admin: another address needs an explicit opt-in, checked before anything runs
+    refused = subprocess.run(
+        ["bash", script, "status"], env={**env, "STACK_HOST": "0.0.0.0"}, capture_output=True
+    )
+    assert refused.returncode == 2 and b"STACK_ALLOW_REMOTE_ADMIN=yes" in refused.stderr
+    for extra in ({}, {"STACK_HOST": "0.0.0.0", "STACK_ALLOW_REMOTE_ADMIN": "yes"}):
+        done = subprocess.run(["bash", script, "status"], env={**env, **extra}, capture_output=True)
+        assert done.returncode == 0 and b"api-server: stopped" in done.stdout
+    # compose: all interfaces inside the container, published on the host's loopback only
+    assert compose()["services"]["api-server"]["ports"] == ["127.0.0.1:8080:8080"]
+
+
+def test_the_fakes_env_file_is_owner_only_whatever_the_umask(tmp_path):
+    path = tmp_path / "fakes.env"
+    (tmp_path / "fakes.env.tmp").write_text("stale")
+    (tmp_path / "fakes.env.tmp").chmod(0o644)  # a leftover must not lend its mode
+    old = os.umask(0)
+    try:
+        write_env_file(str(path), ["export AIRFLOW_CONN_X=secret"])
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert path.read_text() == "export AIRFLOW_CONN_X=secret\n"
+    assert not (tmp_path / "fakes.env.tmp").exists()

@@ -10,7 +10,7 @@ from airflow.sdk import Connection
 
 from airflow_provider_ingest.auth import OAuthClientCredentials, WithHeaders
 from airflow_provider_ingest.hooks.base import IngestHttpHook, deprecated_extra
-from airflow_provider_ingest.http import Auth, Shape, needs
+from airflow_provider_ingest.http import Auth, Shape, needs, segment
 from airflow_provider_ingest.jobs import JobSnapshot, StatusTable
 
 # The UI colour of this family's operators and sensors.
@@ -137,7 +137,10 @@ class AdobeAepHook(IngestHttpHook):
         return sorted(batches, key=lambda b: b.get("created") or 0, reverse=True)
 
     def _file_path(self, batch_id: str, dataset_id: str, file_name: str) -> str:
-        return f"{IMPORT}/{batch_id}/datasets/{dataset_id}/files/{quote(file_name)}"
+        return (
+            f"{IMPORT}/{segment(batch_id, 'batch_id')}/datasets/{segment(dataset_id, 'dataset_id')}"
+            f"/files/{segment(file_name, 'file_name')}"
+        )
 
     def upload_file(
         self,
@@ -171,20 +174,23 @@ class AdobeAepHook(IngestHttpHook):
         self.client.request("POST", f"{path}?action=COMPLETE", idempotent=True)
 
     def complete_batch(self, batch_id: str) -> None:
-        self.client.request("POST", f"{IMPORT}/{batch_id}?action=COMPLETE", idempotent=True)
+        self.client.request(
+            "POST", f"{IMPORT}/{segment(batch_id, 'batch_id')}?action=COMPLETE", idempotent=True
+        )
 
     def abort_batch(self, batch_id: str) -> None:
-        self.client.request("POST", f"{IMPORT}/{batch_id}?action=ABORT", idempotent=True)
+        self.client.request("POST", f"{IMPORT}/{segment(batch_id, 'batch_id')}?action=ABORT", idempotent=True)
 
     def get_batch(self, batch_id: str) -> dict[str, Any]:
-        reply = self.client.json("GET", f"{CATALOG}/batches/{batch_id}", shape=batch_reply(batch_id))
+        path = f"{CATALOG}/batches/{segment(batch_id, 'batch_id')}"
+        reply = self.client.json("GET", path, shape=batch_reply(batch_id))
         return reply[batch_id]
 
     def job_snapshot(self, job_id: str) -> JobSnapshot:
         return batch_snapshot(job_id, self.get_batch(job_id))
 
     async def ajob_snapshot(self, job_id: str) -> JobSnapshot:
-        path = f"{CATALOG}/batches/{job_id}"
+        path = f"{CATALOG}/batches/{segment(job_id, 'job_id')}"
         reply = await (await self.aclient()).json("GET", path, shape=batch_reply(job_id))
         return batch_snapshot(job_id, reply[job_id])
 
@@ -192,11 +198,13 @@ class AdobeAepHook(IngestHttpHook):
         self.abort_batch(job_id)
 
     async def acancel_job(self, job_id: str) -> None:
-        await (await self.aclient()).request("POST", f"{IMPORT}/{job_id}?action=ABORT", idempotent=True)
+        await (await self.aclient()).request(
+            "POST", f"{IMPORT}/{segment(job_id, 'job_id')}?action=ABORT", idempotent=True
+        )
 
     # --- catalog and schema registry ---------------------------------------------------------------
     def get_dataset(self, dataset_id: str) -> dict[str, Any]:
-        reply = self.client.json("GET", f"{CATALOG}/dataSets/{dataset_id}") or {}
+        reply = self.client.json("GET", f"{CATALOG}/dataSets/{segment(dataset_id, 'dataset_id')}") or {}
         return reply.get(dataset_id) or {}
 
     def get_dataset_schema(self, dataset_id: str) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from airflow.sdk import Connection
@@ -9,7 +10,7 @@ from airflow.sdk import Connection
 from airflow_provider_ingest.auth import OAuthClientCredentials
 from airflow_provider_ingest.exceptions import IngestApiError
 from airflow_provider_ingest.hooks.base import IngestHttpHook, deprecated_extra
-from airflow_provider_ingest.http import Auth, needs
+from airflow_provider_ingest.http import Auth, needs, segment
 from airflow_provider_ingest.jobs import JobSnapshot, StatusTable
 
 # The UI colour of this family's operators and sensors.
@@ -28,11 +29,12 @@ PROBE_JOB_ID = "00000000-0000-0000-0000-000000000000"
 
 
 def job_id_from_location(location: str) -> str:
-    """``/knowledge/contentmgr/v4/import/content/<id>`` (absolute or relative) -> ``<id>``."""
-    job_id = location.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
-    if not job_id or job_id in ("content", "status"):
-        raise ValueError(f"cannot read a job id from location {location!r}")
-    return job_id
+    """``/knowledge/contentmgr/v4/import/content/<id>`` (absolute or relative) -> ``<id>``; only a
+    location of that shape (``../connections/x`` is not one)."""
+    match = re.search(r"(?:^|/)import/content/([^/]+)/?$", location.split("?", 1)[0])
+    if not match or match.group(1) in ("validate", "status", ".", ".."):
+        raise ValueError(f"job_id: cannot read a job id from location {location!r}")
+    return match.group(1)
 
 
 def egain_snapshot(job_id: str, body: dict[str, Any]) -> JobSnapshot:
@@ -111,14 +113,17 @@ class EgainHook(IngestHttpHook):
         return self._start("import/content/validate", {"dataSource": data_source})
 
     def get_status(self, job_id: str) -> dict[str, Any]:
-        return self.client.json("GET", f"import/content/{job_id}/status", shape=STATUS_REPLY)
+        return self.client.json(
+            "GET", f"import/content/{segment(job_id, 'job_id')}/status", shape=STATUS_REPLY
+        )
 
     def job_snapshot(self, job_id: str) -> JobSnapshot:
         return egain_snapshot(job_id, self.get_status(job_id))
 
     async def ajob_snapshot(self, job_id: str) -> JobSnapshot:
         client = await self.aclient()
-        body = await client.json("GET", f"import/content/{job_id}/status", shape=STATUS_REPLY)
+        path = f"import/content/{segment(job_id, 'job_id')}/status"
+        body = await client.json("GET", path, shape=STATUS_REPLY)
         return egain_snapshot(job_id, body)
 
     # eGain answers 409 to a cancel of a job that has ended (completed, failed or already
@@ -126,7 +131,7 @@ class EgainHook(IngestHttpHook):
     # whose lost reply is retried meets its own first success as a 409.
     def cancel_job(self, job_id: str) -> None:
         try:
-            self.client.request("POST", f"import/content/{job_id}/cancel", idempotent=True)
+            self.client.request("POST", f"import/content/{segment(job_id, 'job_id')}/cancel", idempotent=True)
         except IngestApiError as exc:
             if exc.status != 409:
                 raise
@@ -134,7 +139,8 @@ class EgainHook(IngestHttpHook):
 
     async def acancel_job(self, job_id: str) -> None:
         try:
-            await (await self.aclient()).request("POST", f"import/content/{job_id}/cancel", idempotent=True)
+            path = f"import/content/{segment(job_id, 'job_id')}/cancel"
+            await (await self.aclient()).request("POST", path, idempotent=True)
         except IngestApiError as exc:
             if exc.status != 409:
                 raise

@@ -5,13 +5,12 @@ from __future__ import annotations
 import base64
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
 
 from airflow.sdk import Connection
 
 from airflow_provider_ingest.exceptions import IngestApiError
 from airflow_provider_ingest.hooks.base import IngestHttpHook
-from airflow_provider_ingest.http import Auth, StaticAuth, needs
+from airflow_provider_ingest.http import Auth, StaticAuth, needs, segment
 from airflow_provider_ingest.jobs import JobSnapshot, JobState, StatusTable
 
 # The UI colour of this family's operators and sensors.
@@ -91,14 +90,14 @@ class PolarisHook(IngestHttpHook):
             raise ValueError(f"connection {conn.conn_id!r}: the password (API key) is empty")
         token = base64.b64encode(f"{conn.password}:".encode()).decode()
         auth = StaticAuth({"Authorization": f"Basic {token}"})
-        return f"{self.base_url_of(conn)}/v1/projects/{project_id}", auth
+        return f"{self.base_url_of(conn)}/v1/projects/{segment(project_id, 'extra project_id')}", auth
 
     # connections
     def get_s3_connection(self, name: str) -> dict[str, Any] | None:
         try:
             # quoted: a name with '#', '?' or '%' would otherwise address another resource, and
             # ensure-connection would then miss the existing connection and hit a 409
-            return self.client.json("GET", f"connections/{quote(name, safe='')}")
+            return self.client.json("GET", f"connections/{segment(name, 'connection_name')}")
         except IngestApiError as exc:
             if exc.status == 404:
                 return None
@@ -209,23 +208,30 @@ class PolarisHook(IngestHttpHook):
         return None
 
     def get_job(self, job_id: str) -> dict[str, Any]:
-        return self.client.json("GET", f"jobs/{job_id}", shape=JOB_REPLY)
+        return self.client.json("GET", f"jobs/{segment(job_id, 'job_id')}", shape=JOB_REPLY)
 
     def get_job_metrics(self, job_id: str) -> dict[str, Any]:
-        return (self.client.json("GET", f"jobs/{job_id}/metrics") or {}).get("totals", {})
+        return (self.client.json("GET", f"jobs/{segment(job_id, 'job_id')}/metrics") or {}).get("totals", {})
 
     def job_snapshot(self, job_id: str) -> JobSnapshot:
         return polaris_snapshot(self.get_job(job_id))
 
     async def ajob_snapshot(self, job_id: str) -> JobSnapshot:
-        return polaris_snapshot(await (await self.aclient()).json("GET", f"jobs/{job_id}", shape=JOB_REPLY))
+        client = await self.aclient()
+        return polaris_snapshot(
+            await client.json("GET", f"jobs/{segment(job_id, 'job_id')}", shape=JOB_REPLY)
+        )
 
     def cancel_job(self, job_id: str) -> None:
-        self.client.json("PUT", f"jobs/{job_id}", json={"desiredExecutionStatus": "canceled"})
+        self.client.json(
+            "PUT", f"jobs/{segment(job_id, 'job_id')}", json={"desiredExecutionStatus": "canceled"}
+        )
 
     async def acancel_job(self, job_id: str) -> None:
         client = await self.aclient()
-        await client.json("PUT", f"jobs/{job_id}", json={"desiredExecutionStatus": "canceled"})
+        await client.json(
+            "PUT", f"jobs/{segment(job_id, 'job_id')}", json={"desiredExecutionStatus": "canceled"}
+        )
 
     def probe(self) -> str:
         self.client.json("GET", "connections")

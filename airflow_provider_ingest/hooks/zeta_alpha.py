@@ -11,7 +11,7 @@ from typing import Any
 from airflow.sdk import Connection
 
 from airflow_provider_ingest.hooks.base import IngestHttpHook
-from airflow_provider_ingest.http import Auth, StaticAuth
+from airflow_provider_ingest.http import Auth, StaticAuth, segment
 from airflow_provider_ingest.jobs import JobSnapshot, JobState, StatusTable
 
 # The UI colour of this family's operators and sensors.
@@ -231,11 +231,16 @@ class ZetaAlphaHook(IngestHttpHook):
         )
 
     def get_document(self, document_id: str, include_document_status: bool = False) -> dict[str, Any]:
-        return self._get(f"documents/{document_id}", include_document_status=include_document_status)
+        return self._get(
+            f"documents/{segment(document_id, 'document_id')}",
+            include_document_status=include_document_status,
+        )
 
     def get_document_content(self, document_id: str) -> bytes:
         client = self.client
-        return client.request("GET", f"documents/{document_id}/content", params=self._params()).content
+        return client.request(
+            "GET", f"documents/{segment(document_id, 'document_id')}/content", params=self._params()
+        ).content
 
     def filter_documents(self, page_size: int = 100, **criteria: Any) -> Iterator[dict[str, Any]]:
         """Every document matching ``criteria``, following ``next`` from page to page."""

@@ -24,6 +24,7 @@ from airflow_provider_ingest.triggers.adobe_aep import AdobeAepBatchTrigger
 from airflow_provider_ingest.validation import (
     check_choice,
     check_int,
+    check_path_segment,
     check_type,
     exactly_one,
     parse_s3_object_uri,
@@ -150,7 +151,9 @@ class S3ToAdobeAepOperator(AdobeAepLineage, IngestJobOperator):
         return S3Hook(aws_conn_id=self.aws_conn_id).get_conn()
 
     def validate(self) -> None:
-        check_type(require(self.dataset_id, "dataset_id"), str, "dataset_id")
+        check_path_segment(
+            check_type(require(self.dataset_id, "dataset_id"), str, "dataset_id"), "dataset_id"
+        )
         chosen = exactly_one({"s3_prefix": self.s3_prefix, "s3_keys": self.s3_keys})
         if chosen == "s3_prefix":
             parse_s3_uri(self.s3_prefix, "s3_prefix")
@@ -166,7 +169,7 @@ class S3ToAdobeAepOperator(AdobeAepLineage, IngestJobOperator):
                 "file_name_template: must contain {stem} or {index}, or every file gets one name"
             )
         try:  # an unknown placeholder would only fail in submit, after the Catalog calls
-            template.format(stem="stem", index=0)
+            check_path_segment(template.format(stem="stem", index=0), "file_name_template")
         except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
             raise ValueError(
                 f"file_name_template: {template!r} is not a template of {{stem}} and {{index}} ({exc!r})"

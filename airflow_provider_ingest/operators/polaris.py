@@ -17,6 +17,7 @@ from airflow_provider_ingest.triggers.polaris import PolarisJobTrigger
 from airflow_provider_ingest.validation import (
     check_bucket,
     check_choice,
+    check_path_segment,
     check_type,
     exactly_one,
     parse_s3_object_uri,
@@ -73,7 +74,7 @@ class PolarisEnsureS3ConnectionOperator(BaseOperator):
         self.polaris_conn_id = polaris_conn_id
 
     def spec(self) -> dict[str, Any]:
-        check_type(require(self.name, "name"), str, "name")
+        check_path_segment(check_type(require(self.name, "name"), str, "name"), "name")
         check_bucket(self.bucket, "bucket")
         check_type(require(self.aws_endpoint, "aws_endpoint"), str, "aws_endpoint")
         if self.prefix is not None:  # else a non-string would be sent as the connection's prefix

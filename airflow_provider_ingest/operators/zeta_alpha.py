@@ -25,6 +25,7 @@ from airflow_provider_ingest.hooks.zeta_alpha import (
     ingestion_job,
     s3_document_id,
 )
+from airflow_provider_ingest.http import redact
 from airflow_provider_ingest.jobs import JobSnapshot
 from airflow_provider_ingest.lineage import ZetaAlphaLineage
 from airflow_provider_ingest.operators.base import IngestJobOperator
@@ -143,7 +144,8 @@ def raise_for_errors(what: str, errors: list[dict[str, str]], total: int) -> Non
         return
     shown = "; ".join(f"{e['document_id']}: {e['error_message']}" for e in errors[:MAX_ERRORS_SHOWN])
     more = f"; and {len(errors) - MAX_ERRORS_SHOWN} more" if len(errors) > MAX_ERRORS_SHOWN else ""
-    raise IngestJobFailed(f"Zeta Alpha rejected {len(errors)} of {total} {what}: {shown}{more}")
+    # the vendor's messages may echo a document, and with it a presigned URL
+    raise IngestJobFailed(redact(f"Zeta Alpha rejected {len(errors)} of {total} {what}: {shown}{more}"))
 
 
 def read_ahead(items: Iterator[Any]) -> Iterator[Any]:

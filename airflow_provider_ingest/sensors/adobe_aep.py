@@ -19,6 +19,7 @@ class AdobeAepBatchSensor(AdobeAepSensorLinks, IngestJobSensor):
     hook_class = AdobeAepHook
     ui_color = ADOBE_AEP_UI_COLOR
     trigger_class = AdobeAepBatchTrigger
+    job_id_field = "batch_id"
 
     def __init__(self, *, batch_id: str, adobe_aep_conn_id: str = "adobe_aep_default", **kwargs: Any):
         super().__init__(job_id=batch_id, conn_id=adobe_aep_conn_id, **kwargs)

@@ -11,6 +11,7 @@ from airflow.sdk import BaseSensorOperator, Context
 
 from airflow_provider_ingest.jobs import JobWatch, snapshot_from_event
 from airflow_provider_ingest.operators.base import default_deferrable
+from airflow_provider_ingest.validation import check_path_segment
 
 # Keeps the serialized deadline a plain finite float even for a sensor with an infinite timeout.
 MAX_WAIT_SECONDS = 365 * 86400.0
@@ -52,6 +53,7 @@ class IngestJobSensor(BaseSensorOperator):
 
     hook_class: ClassVar[type]
     trigger_class: ClassVar[type]
+    job_id_field: ClassVar[str] = "job_id"  # the argument's name, for error messages
     template_fields: Any = ("job_id", "conn_id")
 
     def __init__(
@@ -80,7 +82,17 @@ class IngestJobSensor(BaseSensorOperator):
     def hook(self) -> Any:
         return self.hook_class(self.conn_id)
 
+    def check_job_id(self) -> None:
+        """Refuse an id that could address another resource once put into a URL path (``/``,
+        ``..``, control characters), before any remote call; a list is checked item by item."""
+        if isinstance(self.job_id, list):
+            for item in self.job_id:
+                check_path_segment(item, f"{self.job_id_field}[]")
+        else:
+            check_path_segment(self.job_id, self.job_id_field)
+
     def execute(self, context: Context) -> Any:
+        self.check_job_id()
         if not self.deferrable:
             return super().execute(context)
         self.defer(
@@ -96,6 +108,7 @@ class IngestJobSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> bool:
         if self._watch is None:
+            self.check_job_id()
             self._watch = JobWatch(self.hook.service, self.job_id, log=self.log)
         return self._watch.done(self.hook.job_snapshot(self.job_id))
 

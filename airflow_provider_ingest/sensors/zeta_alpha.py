@@ -24,6 +24,7 @@ class ZetaAlphaDocumentsSensor(ZetaAlphaSensorLinks, IngestJobSensor):
     trigger_class = ZetaAlphaDocumentsTrigger
     template_fields = ("job_id", "conn_id")
     template_fields_renderers = {"job_id": "json"}
+    job_id_field = "document_ids"
 
     def __init__(
         self, *, document_ids: list[str], zeta_alpha_conn_id: str = "zeta_alpha_default", **kwargs: Any

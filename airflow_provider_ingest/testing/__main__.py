@@ -15,6 +15,17 @@ from datetime import UTC, datetime, timedelta
 from airflow_provider_ingest.testing.stack import DEMO_BUCKET, connection_env, seed_demo_data, start_stack
 
 
+def write_env_file(path: str, lines: list[str]) -> None:
+    """Write ``lines`` to ``path`` readable by its owner only (the variables hold credentials):
+    created 0600 whatever the umask, and whole (scripts wait for the file to appear)."""
+    tmp = f"{path}.tmp"
+    if os.path.lexists(tmp):  # a leftover from an earlier run: replaced, not reused with its mode
+        os.unlink(tmp)
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as env_file:
+        env_file.write("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
@@ -43,10 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     lines = [f"export {name}={shlex.quote(value)}" for name, value in env.items()]
     if args.env_file:
         os.makedirs(os.path.dirname(os.path.abspath(args.env_file)), exist_ok=True)  # e.g. .local/
-        tmp = f"{args.env_file}.tmp"
-        with open(tmp, "w") as env_file:
-            env_file.write("\n".join(lines) + "\n")
-        os.replace(tmp, args.env_file)  # appears whole: scripts wait for the file
+        write_env_file(args.env_file, lines)
         # The variables hold the fakes' credentials: name them, keep their values out of logs.
         print(f"wrote {', '.join(env)} to {args.env_file}", flush=True)
     else:

@@ -61,7 +61,7 @@ class AdobeAepFake(FakeService):
         self,
         *,
         client_id: str = "aep-test-client",
-        client_secret: str = "aep-test-secret-0123456789",
+        client_secret: str = "aep-test/secret+0123456789=",  # changed by URL-encoding
         ims_org_id: str = "ACME0123456789@AdobeOrg",
         datasets: dict[str, dict[str, Any]] | None = None,
         staging_seconds: float = 0.5,

@@ -34,7 +34,7 @@ class EgainFake(FakeService):
         self,
         *,
         client_id: str = "egain-test-client",
-        client_secret: str = "egain-test-secret",
+        client_secret: str = "egain-test/secret+0123 ==",  # encodes differently by quote and quote_plus
         aws_keys: dict[str, str] | None = None,
         scheduled_seconds: float = 0.3,
         in_progress_seconds: float = 0.6,

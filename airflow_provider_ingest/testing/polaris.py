@@ -99,6 +99,46 @@ def read_rows(data: bytes, key: str, data_format: str) -> Any:
     return pq.read_table(io.BytesIO(data))
 
 
+def sql_identifiers(expression: str) -> list[str]:
+    """The double-quoted identifiers of a Druid SQL expression, read as Druid does: ``""`` inside
+    quotes is one ``"``; single-quoted string literals (``''`` escaped) are skipped. A ValueError
+    for an unterminated identifier or literal."""
+    names: list[str] = []
+    i = 0
+    while i < len(expression):
+        quote = expression[i]
+        if quote not in "\"'":
+            i += 1
+            continue
+        text, i = [], i + 1
+        while True:
+            if i >= len(expression):
+                kind = "identifier" if quote == '"' else "string literal"
+                raise ValueError(f"unterminated {kind} in {expression!r}")
+            if expression[i] == quote:
+                if expression[i + 1 : i + 2] == quote:  # doubled: an escaped quote
+                    text.append(quote)
+                    i += 2
+                    continue
+                i += 1
+                break
+            text.append(expression[i])
+            i += 1
+        if quote == '"':
+            names.append("".join(text))
+    return names
+
+
+def expression_problem(expression: str, columns: set[str]) -> str | None:
+    """Why Polaris would refuse a mapping expression over these input columns, or None."""
+    try:
+        names = sql_identifiers(expression)
+    except ValueError as exc:
+        return str(exc)
+    unknown = [name for name in names if name not in columns]
+    return f"unknown input column(s) {unknown}" if unknown else None
+
+
 class PolarisFake(FakeService):
     conn_id = "polaris_default"
     tunables = ("pending_seconds", "running_seconds")
@@ -204,6 +244,11 @@ class PolarisFake(FakeService):
             return "mappings: a list of {columnName, expression} is required"
         if "__time" not in {m["columnName"] for m in mappings}:
             return "mappings: a __time mapping is required"
+        columns = {c["name"] for c in schema}
+        for mapping in mappings:
+            problem = expression_problem(str(mapping["expression"]), columns)
+            if problem:
+                return f"mappings[{mapping['columnName']!r}].expression: {problem}"
         if body.get("ingestionMode", "append") not in ("append", "replace"):
             return "ingestionMode: must be 'append' or 'replace'"
         if not body.get("createTableIfNotExists", False) and target["tableName"] not in self.tables:

@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Hashable, Sequence
 from typing import Any, ClassVar
+from urllib.parse import parse_qsl, quote
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -32,7 +33,10 @@ from fastapi.responses import JSONResponse
 # a job status value the client has never seen. ``malformed`` answers garbage without calling the app;
 # ``malformed_after`` lets the app act and garbles its 2xx reply (the server did the work, the client
 # cannot read that it did), as ``drop_after`` does with the connection.
-FAULT_ACTIONS = {"status", "delay", "drop", "drop_after", "malformed", "malformed_after", "body"}
+# ``echo``: answer 400 (or ``status``) with an error whose message repeats the request, as careless
+# vendors do: its query, headers (the bearer token, API keys), raw body (a form-encoded client
+# secret, presigned URLs) and each form value decoded and re-encoded. Tests check none of it leaks.
+FAULT_ACTIONS = {"status", "delay", "drop", "drop_after", "malformed", "malformed_after", "body", "echo"}
 CLOCKS = ("wall", "polls", "steps")
 CLOCK_TUNABLES = ("clock", "reads_per_step")
 
@@ -65,6 +69,11 @@ class FaultInjector:
                 return await response(scope, receive, recording_send)
             if action == "body":
                 response = JSONResponse(fault.get("body"), status_code=int(fault.get("status", 200)))
+                return await response(scope, receive, recording_send)
+            if action == "echo":
+                message = echo_message(scope, await _read_body(receive))
+                body = self.fake.error_body("Echo", message)
+                response = JSONResponse(body, status_code=int(fault.get("status", 400)))
                 return await response(scope, receive, recording_send)
             if action == "malformed":
                 response = JSONResponse(None, status_code=200)
@@ -101,6 +110,28 @@ class FaultInjector:
             return await self.app(scope, receive, recording_send)
         finally:
             self.fake.journal_request(scope, status_seen[0] if status_seen else None, action)
+
+
+async def _read_body(receive: Any) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def echo_message(scope: dict, body: bytes) -> str:
+    """What an ``echo`` fault answers: the request as a vendor error might quote it."""
+    headers = "; ".join(f"{k.decode()}: {v.decode(errors='replace')}" for k, v in scope.get("headers") or [])
+    text = body.decode(errors="replace")
+    query = scope.get("query_string", b"").decode(errors="replace")
+    values = [v for _, v in parse_qsl(text)] + [v for _, v in parse_qsl(query)]
+    return (
+        f"cannot process {scope['method']} {scope['path']}?{query} "
+        f"(headers {headers}) body {text} "
+        f"values {values} encoded {[quote(v, safe='') for v in values]}"
+    )
 
 
 def _abort(send: Any) -> None:
@@ -236,6 +267,7 @@ class FakeService:
                 {
                     "method": scope["method"],
                     "path": scope["path"],
+                    "query": scope.get("query_string", b"").decode(errors="replace"),
                     "status": status,
                     "fault": fault,
                     "agent": agent,

@@ -17,6 +17,7 @@ per-document error, and the declared fields that only an index without a custom 
 from __future__ import annotations
 
 import base64
+import json
 import re
 import time
 import uuid
@@ -67,7 +68,8 @@ class ZetaAlphaFake(FakeService):
         super().__init__(**kwargs)
 
     def reject(self, document_id: str, message: str) -> None:
-        """Fault injection at document level: the next batches answer ``errors`` for this id."""
+        """Fault injection at document level: the next batches answer ``errors`` for this id.
+        ``{document}`` in the message is replaced by the document as sent (a vendor echoing it)."""
         with self.lock:
             self.rejections[document_id] = message
 
@@ -248,7 +250,8 @@ class ZetaAlphaFake(FakeService):
                         )
                         continue
                     if doc_id in self.rejections:
-                        errors.append({"document_id": doc_id, "error_message": self.rejections[doc_id]})
+                        message = self.rejections[doc_id].replace("{document}", json.dumps(item))
+                        errors.append({"document_id": doc_id, "error_message": message})
                         continue
                     if self.custom_metadata_keys is not None:
                         unknown = sorted(
