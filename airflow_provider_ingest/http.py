@@ -26,14 +26,15 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-import aiohttp
-import requests
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import NewConnectionError
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_ingest.exceptions import IngestApiError
+
+if TYPE_CHECKING:
+    # Imported where used: a DAG file that only builds operators never loads an HTTP library
+    # (the dag-processor re-imports the provider on every parse; see tests/test_import_cost.py).
+    import aiohttp
+    import requests
 
 log = logging.getLogger(__name__)
 
@@ -267,6 +268,9 @@ class _ClientBase:
 
 def _sent_before_failure(exc: requests.RequestException) -> bool:
     """False when the request provably never left (connect refused or timed out)."""
+    import requests
+    from urllib3.exceptions import NewConnectionError
+
     if isinstance(exc, requests.ConnectTimeout):
         return False
     if isinstance(exc, requests.ConnectionError):
@@ -279,6 +283,9 @@ class ApiClient(_ClientBase):
     """Blocking client for hooks running in a worker: one pooled ``requests.Session``."""
 
     def __init__(self, *args: Any, **kwargs: Any):
+        import requests
+        from requests.adapters import HTTPAdapter
+
         super().__init__(*args, **kwargs)
         self.session = requests.Session()
         # urllib3's own retries stay off: RetryBudget decides, so both clients follow one rule.
@@ -303,6 +310,8 @@ class ApiClient(_ClientBase):
         **kwargs: Any,
     ) -> tuple[requests.Response, Any]:
         """The reply and, with ``expect_json``, its JSON (other replies, uploads', are not parsed)."""
+        import requests
+
         url = self.url(path)
         budget = self.budget(method, idempotent)
         # A streamed body can be read once; a callable ``data`` gives a fresh stream per try.
@@ -346,6 +355,8 @@ _shared_sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str,
 
 
 def _shared_session(origin: str) -> aiohttp.ClientSession:
+    import aiohttp
+
     loop = asyncio.get_running_loop()
     per_loop = _shared_sessions.setdefault(loop, {})
     session = per_loop.get(origin)
@@ -419,6 +430,8 @@ class AsyncApiClient(_ClientBase):
         **kwargs: Any,
     ) -> tuple[int, Any]:
         """Send a request and return ``(status, parsed JSON or None)``."""
+        import aiohttp
+
         url = self.url(path)
         budget = self.budget(method, idempotent)
         timeout = aiohttp.ClientTimeout(

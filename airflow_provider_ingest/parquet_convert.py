@@ -5,10 +5,10 @@ a subset of the dataset's schema)."""
 from __future__ import annotations
 
 import io
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+if TYPE_CHECKING:  # pyarrow is imported where used: DAG files import this module at parse time
+    import pyarrow as pa
 
 # pyarrow's streaming readers read ahead on their IO thread, up to 32 blocks whatever use_threads
 # says (measured: ~140 MB live at 4 MiB blocks, ~35 MB at 1 MiB), so the block size bounds memory.
@@ -36,6 +36,8 @@ class ReadOnlyStream(io.RawIOBase):
 def record_batches(source: BinaryIO, input_format: str, block_size: int = BLOCK_SIZE):
     """A streaming reader over ``source``; parsing runs on pyarrow's threads (measured faster, and
     memory is bounded by the readahead anyway)."""
+    import pyarrow as pa
+
     stream = pa.PythonFile(io.BufferedReader(ReadOnlyStream(source), 1 << 20), mode="r")
     if input_format == "csv":
         import pyarrow.csv as pcsv
@@ -61,6 +63,9 @@ def convert_to_parquet(
     """Write ``source`` (CSV or JSON lines) to ``sink`` as Parquet, in row groups of about
     ``row_group_bytes``. Returns the row count. Memory is bounded by the block and row group
     sizes, not the input size."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     reader = record_batches(source, input_format, block_size)
     rows = 0
     with pq.ParquetWriter(sink, reader.schema) as writer:
@@ -84,6 +89,8 @@ def convert_to_parquet(
 
 
 def _fits(arrow_type: pa.DataType, prop: dict[str, Any]) -> bool:
+    import pyarrow as pa
+
     xdm_type = prop.get("type")
     if pa.types.is_null(arrow_type):
         return True

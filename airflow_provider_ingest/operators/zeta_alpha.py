@@ -13,7 +13,6 @@ from functools import cached_property
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
-from botocore.parsers import DEFAULT_TIMESTAMP_PARSER, ResponseParserFactory
 
 from airflow_provider_ingest.exceptions import IngestJobFailed
 from airflow_provider_ingest.hooks.zeta_alpha import ZetaAlphaHook, s3_document_id
@@ -50,6 +49,8 @@ def parse_s3_timestamp(value: Any) -> datetime:
                 continue
             if parsed.tzinfo is not None:
                 return parsed
+    from botocore.parsers import DEFAULT_TIMESTAMP_PARSER  # where used: keeps DAG parsing light
+
     return DEFAULT_TIMESTAMP_PARSER(value)
 
 
@@ -61,6 +62,8 @@ def with_fast_timestamps(client: Any) -> Any:
     A botocore without that attribute keeps its default parser."""
     endpoint = getattr(client, "_endpoint", None)
     if hasattr(endpoint, "_response_parser_factory"):
+        from botocore.parsers import ResponseParserFactory
+
         factory = ResponseParserFactory()
         factory.set_parser_defaults(timestamp_parser=parse_s3_timestamp)
         endpoint._response_parser_factory = factory
