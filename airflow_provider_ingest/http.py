@@ -92,7 +92,7 @@ class RetryPolicy:
             return min(honoured, self.retry_after_max)
         # "Equal jitter": never less than half the exponential step, so a burst of clients spreads
         # out without any of them hammering the server straight away.
-        step = min(self.backoff_max, self.backoff * 2**attempt)
+        step: float = min(self.backoff_max, self.backoff * 2**attempt)
         return step / 2 + random.uniform(0, step / 2)
 
 
@@ -370,7 +370,7 @@ def _shared_session(origin: str) -> aiohttp.ClientSession:
 # with aget_connection), opened on first use: (opening, close, opened at).
 _shared_clients: weakref.WeakKeyDictionary[
     asyncio.AbstractEventLoop,
-    dict[Hashable, tuple[asyncio.Future, Callable[[Any], Awaitable[Any]] | None, float]],
+    dict[Hashable, tuple[asyncio.Future[Any], Callable[[Any], Awaitable[Any]] | None, float]],
 ] = weakref.WeakKeyDictionary()
 
 

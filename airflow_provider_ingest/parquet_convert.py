@@ -5,7 +5,7 @@ a subset of the dataset's schema)."""
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # pyarrow is imported where used: DAG files import this module at parse time
     import pyarrow as pa
@@ -18,10 +18,16 @@ BLOCK_SIZE = 1024 * 1024  # bytes of input per read and per record batch
 ROW_GROUP_BYTES = 16 * 1024 * 1024
 
 
+class Readable(Protocol):
+    """What the converter reads from: an open file, botocore's StreamingBody, a wrapper of one."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 class ReadOnlyStream(io.RawIOBase):
     """Any object with ``read(n)`` (botocore's StreamingBody) as a proper binary stream."""
 
-    def __init__(self, source: Any):
+    def __init__(self, source: Readable):
         self.source = source
 
     def readable(self) -> bool:
@@ -33,7 +39,7 @@ class ReadOnlyStream(io.RawIOBase):
         return len(data)
 
 
-def record_batches(source: BinaryIO, input_format: str, block_size: int = BLOCK_SIZE):
+def record_batches(source: Readable, input_format: str, block_size: int = BLOCK_SIZE):
     """A streaming reader over ``source``; parsing runs on pyarrow's threads (measured faster, and
     memory is bounded by the readahead anyway)."""
     import pyarrow as pa
@@ -54,7 +60,7 @@ def record_batches(source: BinaryIO, input_format: str, block_size: int = BLOCK_
 
 
 def convert_to_parquet(
-    source: BinaryIO,
+    source: Readable,
     input_format: str,
     sink: Any,
     block_size: int = BLOCK_SIZE,

@@ -9,7 +9,7 @@ import math
 import re
 import time
 import uuid
-from typing import Any
+from typing import Any, cast
 
 from airflow.exceptions import AirflowException
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
@@ -298,7 +298,8 @@ class QConnectImportQuickResponsesOperator(ResumableJobMixin, AwsBaseOperator[QC
         try:
             wait(
                 waiter=self.hook.get_waiter("import_job_complete"),
-                waiter_delay=self.poll_interval,
+                # amazon annotates int; the delay only reaches time.sleep, which takes a float
+                waiter_delay=self.poll_interval,  # type: ignore[arg-type]
                 waiter_max_attempts=max(1, math.ceil(self.timeout / max(self.poll_interval, 0.1))),
                 args={"knowledgeBaseId": self.knowledge_base_id, "importJobId": import_job_id},
                 failure_message="Amazon Q in Connect import job failed",
@@ -315,7 +316,8 @@ class QConnectImportQuickResponsesOperator(ResumableJobMixin, AwsBaseOperator[QC
         return external_id
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
-        import_job_id = (event or {}).get("import_job_id") or self.job_id
+        # execute() stored the id before deferring, so one of the two is set
+        import_job_id = cast(str, (event or {}).get("import_job_id") or self.job_id)
         job = self.hook.get_import_job(self.knowledge_base_id, import_job_id)
         if not check_import_job(self.hook, job):
             raise TimeoutError(f"Q in Connect import job {import_job_id}: {(event or {}).get('message')}")

@@ -60,7 +60,7 @@ def with_fast_timestamps(client: Any) -> Any:
     botocore builds a response parser per request from its endpoint's factory; giving this
     client's endpoint its own factory keeps its credentials, role and endpoint as they are.
     A botocore without that attribute keeps its default parser."""
-    endpoint = getattr(client, "_endpoint", None)
+    endpoint: Any = getattr(client, "_endpoint", None)
     if hasattr(endpoint, "_response_parser_factory"):
         from botocore.parsers import ResponseParserFactory
 
@@ -443,13 +443,14 @@ class ZetaAlphaUpdateAccessRightsOperator(BaseOperator):
             raise ValueError(
                 "allow_access_rights: give it with document_ids; with documents, each carries its own"
             )
-        for document in check_type(self.documents, list, "documents"):
+        documents: list[dict[str, Any]] = check_type(self.documents, list, "documents")
+        for document in documents:
             check_type(document, dict, "documents")
             check_document_id(
                 require(document.get("document_id"), "documents[].document_id"), "documents[].document_id"
             )
             check_access_rights(document.get("allow_access_rights") or [], "documents[].allow_access_rights")
-        return self.documents
+        return documents
 
     def execute(self, context: Context) -> dict[str, int]:
         updates = self.updates()

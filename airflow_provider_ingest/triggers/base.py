@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_ingest.exceptions import IngestApiError, IngestJobFailed, IngestJobTimeout
 from airflow_provider_ingest.jobs import JobSnapshot, await_job, describe_job
+
+if TYPE_CHECKING:
+    from airflow_provider_ingest.hooks.base import IngestHttpHook
 
 
 async def wait_event(
@@ -42,7 +45,7 @@ class IngestJobTrigger(BaseTrigger):
     ``deadline`` is epoch seconds: a triggerer restart rebuilds the trigger with the same deadline.
     """
 
-    hook_class: ClassVar[type]
+    hook_class: ClassVar[type[IngestHttpHook]]
 
     def __init__(
         self,
