@@ -29,6 +29,17 @@ CONNECTION_TYPES: list[dict[str, Any]] = [
                 "description": "Polaris project id; every URL is /v1/projects/PROJECT_ID/...",
                 "schema": {"type": "string"},
             },
+            "organization": {
+                "label": "Organization",
+                "description": "ORGANIZATION.REGION.CLOUD naming the asset (imply-polaris://...); "
+                "empty: taken from an *.api.imply.io host. Set it for a proxy or private endpoint",
+                "schema": {"type": ["string", "null"]},
+            },
+            "console_url": {
+                "label": "Console URL",
+                "description": "Polaris UI for the task's job link; empty: https://ORGANIZATION.app.imply.io",
+                "schema": {"type": ["string", "null"]},
+            },
         },
     },
     {
@@ -50,6 +61,12 @@ CONNECTION_TYPES: list[dict[str, Any]] = [
                 "label": "Scope",
                 "description": "OAuth scope; default knowledge.contentmgr.manage",
                 "schema": {"type": ["string", "null"], "default": "knowledge.contentmgr.manage"},
+            },
+            "tenant": {
+                "label": "Tenant",
+                "description": "eGain tenant whose knowledge base the imports fill; names the asset "
+                "egain://HOST/TENANT (default: default)",
+                "schema": {"type": ["string", "null"]},
             },
         },
     },
@@ -120,11 +137,16 @@ CONNECTION_TYPES.append(
                 "description": "comma-separated OAuth scopes",
                 "schema": {"type": ["string", "null"]},
             },
+            "console_url": {
+                "label": "Console URL",
+                "description": "Experience Platform UI for the batch link; default https://experience.adobe.com",
+                "schema": {"type": ["string", "null"]},
+            },
         },
     }
 )
 
-# One integration per service: (name, module suffix, what the service is, how-to guide in docs/howto).
+# One integration per service: (name, module suffix, what the service is); how-to: docs/<module>.md.
 # The module suffix names its hook, operator, sensor and trigger modules.
 INTEGRATIONS = [
     ("Imply Polaris", "polaris", "https://docs.imply.io/polaris/"),
@@ -157,7 +179,8 @@ TRANSFER_OPERATORS = {
 
 
 def how_to_guide(module: str) -> str:
-    return f"/docs/howto/{module}.md"
+    """The service's page in docs/ (connection, operators, statuses, troubleshooting)."""
+    return f"/docs/{module}.md"
 
 
 def _modules(kind: str) -> list[dict[str, Any]]:
@@ -165,6 +188,37 @@ def _modules(kind: str) -> list[dict[str, Any]]:
         {"integration-name": name, "python-modules": [f"{PACKAGE}.{kind}.{module}"]}
         for name, module, _ in INTEGRATIONS
     ]
+
+
+# One URI scheme per destination (see assets.py): a sanitizing handler, a factory and an
+# OpenLineage converter each. Written out as strings: Airflow imports them only when needed.
+ASSET_SCHEMES = [
+    ("imply-polaris", "polaris"),
+    ("adobe-aep", "aep"),
+    ("egain", "egain"),
+    ("qconnect", "qconnect"),
+    ("zeta-alpha", "zeta_alpha"),
+]
+ASSET_URIS: list[dict[str, Any]] = [
+    {
+        "schemes": [scheme],
+        "handler": f"{PACKAGE}.assets.sanitize_{name}_uri",
+        "factory": f"{PACKAGE}.assets.create_{name}_asset",
+        "to_openlineage_converter": f"{PACKAGE}.assets.convert_asset_to_openlineage",
+    }
+    for scheme, name in ASSET_SCHEMES
+]
+# Operator extra links to each vendor's console (see links.py).
+EXTRA_LINKS = [
+    f"{PACKAGE}.links.{name}"
+    for name in (
+        "PolarisJobLink",
+        "AdobeAepBatchLink",
+        "EgainImportJobLink",
+        "QConnectKnowledgeBaseLink",
+        "ZetaAlphaDocumentsLink",
+    )
+]
 
 
 def connection_type(conn_type: str) -> dict[str, Any]:
@@ -201,4 +255,6 @@ def get_provider_info() -> dict[str, Any]:
             }
             for name, module, _ in INTEGRATIONS
         ],
+        "asset-uris": ASSET_URIS,
+        "extra-links": EXTRA_LINKS,
     }

@@ -11,8 +11,12 @@ Retry rules:
   only for idempotent requests. A POST that starts a job is not sent twice on a guess; the caller
   re-attaches instead (see ``jobs.py``).
 - Other 4xx are final. A 401 is retried once after the auth drops its cached token.
-- A 2xx reply that should be JSON but is not (garbled or cut by a proxy) counts as a lost reply:
-  retried when resending is safe, otherwise an ``IngestApiError`` naming the call.
+- A 2xx reply that should be JSON but is not (garbled or cut by a proxy), or is not the object the
+  call expects (``shape``, e.g. ``null`` or a list for a status), counts as a lost reply: retried
+  when resending is safe, otherwise an ``IngestApiError`` naming the call and what was missing.
+- A final 4xx (see ``exceptions.FINAL_CLIENT_ERRORS``) raises ``IngestApiRejected``, which Airflow
+  does not retry; an error after which the outcome of a POST is unknown says so
+  (``IngestApiError.outcome_unknown``), and the caller finds the job instead of guessing.
 """
 
 from __future__ import annotations
@@ -237,33 +241,56 @@ class _ClientBase:
             idempotent = method.upper() in IDEMPOTENT_METHODS
         return RetryBudget(self.retry, idempotent, self.auth)
 
-    def error(self, method: str, url: str, status: int | None, body_text: str) -> IngestApiError:
+    def error(
+        self, method: str, url: str, status: int | None, body_text: str, sent: bool = True
+    ) -> IngestApiError:
         code, message = error_details(_json_or_text(body_text), body_text[:500] or "(empty body)")
-        return IngestApiError(self.service, method.upper(), self.endpoint(url), status, redact(message), code)
+        return IngestApiError.of(
+            self.service, method.upper(), self.endpoint(url), status, redact(message), code, sent=sent
+        )
 
-    def after_malformed(self, budget: RetryBudget, method: str, url: str, status: int, text: str) -> float:
-        """A 2xx reply that is not JSON: wait and resend like a lost reply, or raise a clear error.
+    def after_malformed(self, budget: RetryBudget, method: str, url: str, status: int, problem: str) -> float:
+        """A 2xx reply that is not what the call expects (not JSON, or not the object it should
+        carry): wait and resend like a lost reply, or raise a clear error naming what was wrong.
 
         Without this, the sync client raised a bare JSONDecodeError and the async one returned None,
-        which crashed a trigger with an AttributeError (found by tests/reliability).
+        which crashed a trigger with an AttributeError, and a ``null`` status reply made a wait log
+        an unexpected status ``''`` until its deadline (found by tests/reliability).
         """
         wait = budget.after_transport_error(request_was_sent=True)
         if wait is None:
             raise IngestApiError(
-                self.service,
-                method.upper(),
-                self.endpoint(url),
-                status,
-                redact(f"the reply is not valid JSON: {text[:200]!r}"),
-                "MalformedReply",
+                self.service, method.upper(), self.endpoint(url), status, redact(problem), "MalformedReply"
             )
         log.warning(
-            "%s %s %s: the reply is not valid JSON; trying again",
-            self.service,
-            method.upper(),
-            self.endpoint(url),
+            "%s %s %s: %s; trying again", self.service, method.upper(), self.endpoint(url), redact(problem)
         )
         return wait
+
+
+Shape = Callable[[Any], "str | None"]
+
+
+def needs(*keys: str, within: Callable[[Any], Any] | None = None) -> Shape:
+    """A reply check for ``json(..., shape=...)``: the reply (or ``within(reply)``) must be a JSON
+    object holding ``keys``. Returns what is missing, or None when the reply has the expected shape."""
+
+    def check(body: Any) -> str | None:
+        if within is not None and isinstance(body, Mapping):
+            body = within(body)
+        if not isinstance(body, Mapping):
+            return f"expected a JSON object, got {type(body).__name__ if body is not None else 'null'}"
+        missing = [k for k in keys if body.get(k) in (None, "")]
+        return f"the reply has no {', '.join(repr(k) for k in missing)}" if missing else None
+
+    return check
+
+
+def _problem(body: Any, text: str, shape: Shape | None) -> str | None:
+    """What is wrong with a 2xx reply that should be JSON, or None."""
+    if body is _MALFORMED:
+        return f"the reply is not valid JSON: {text[:200]!r}"
+    return shape(body) if shape is not None else None
 
 
 def _sent_before_failure(exc: requests.RequestException) -> bool:
@@ -307,6 +334,7 @@ class ApiClient(_ClientBase):
         expect_json: bool,
         idempotent: bool | None = None,
         headers: Mapping[str, str] | None = None,
+        shape: Shape | None = None,
         **kwargs: Any,
     ) -> tuple[requests.Response, Any]:
         """The reply and, with ``expect_json``, its JSON (other replies, uploads', are not parsed)."""
@@ -328,15 +356,17 @@ class ApiClient(_ClientBase):
                     **kwargs,
                 )
             except requests.RequestException as exc:
-                wait = budget.after_transport_error(_sent_before_failure(exc))
+                sent = _sent_before_failure(exc)
+                wait = budget.after_transport_error(sent)
                 if wait is None:
-                    raise self.error(method, url, None, type(exc).__name__) from None
+                    raise self.error(method, url, None, type(exc).__name__, sent=sent) from None
             else:
                 if response.status_code < 400:
                     body = _reply_body(response.text, True) if expect_json else None
-                    if body is not _MALFORMED:
+                    problem = _problem(body, response.text, shape) if expect_json else None
+                    if problem is None:
                         return response, body
-                    wait = self.after_malformed(budget, method, url, response.status_code, response.text)
+                    wait = self.after_malformed(budget, method, url, response.status_code, problem)
                 else:
                     wait = budget.after_status(response.status_code, response.headers.get("Retry-After"))
                     if wait is None:
@@ -427,6 +457,7 @@ class AsyncApiClient(_ClientBase):
         idempotent: bool | None = None,
         headers: Mapping[str, str] | None = None,
         expect_json: bool = False,
+        shape: Shape | None = None,
         **kwargs: Any,
     ) -> tuple[int, Any]:
         """Send a request and return ``(status, parsed JSON or None)``."""
@@ -452,13 +483,14 @@ class AsyncApiClient(_ClientBase):
                 never_sent = isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
                 wait = budget.after_transport_error(not never_sent)
                 if wait is None:
-                    raise self.error(method, url, None, type(exc).__name__) from None
+                    raise self.error(method, url, None, type(exc).__name__, sent=not never_sent) from None
             else:
                 if status < 400:
                     body = _reply_body(text, expect_json)
-                    if body is not _MALFORMED:
+                    problem = _problem(body, text, shape) if expect_json else None
+                    if problem is None:
                         return status, body
-                    wait = self.after_malformed(budget, method, url, status, text)
+                    wait = self.after_malformed(budget, method, url, status, problem)
                 else:
                     wait = budget.after_status(status, retry_after)
                     if wait is None:

@@ -154,10 +154,19 @@ class JobWatch:
 
 
 def wait_for_job(
-    hook: JobHook, job_id: Any, *, poll_interval: float, timeout: float, log: Any = None
+    hook: JobHook,
+    job_id: Any,
+    *,
+    poll_interval: float,
+    timeout: float | None = None,
+    deadline: float | None = None,
+    log: Any = None,
 ) -> JobSnapshot:
-    """Block until the job ends: the worker-side twin of :func:`await_job`."""
-    watch = JobWatch(hook.service, job_id, time.time() + timeout, log)
+    """Block until the job ends or ``deadline`` (epoch seconds; else ``timeout`` from now) passes:
+    the worker-side twin of :func:`await_job`."""
+    if deadline is None:
+        deadline = time.time() + (timeout if timeout is not None else math.inf)
+    watch = JobWatch(hook.service, job_id, deadline, log)
     while True:
         snapshot = hook.job_snapshot(job_id)
         if watch.done(snapshot):
@@ -191,3 +200,80 @@ def snapshot_from_event(event: dict[str, Any] | None) -> JobSnapshot:
         error = IngestJobTimeout if event.get("status") == "timeout" else IngestJobFailed
         raise error(event.get("message") or f"wait failed: {event!r}")
     return JobSnapshot.from_event(event["job"])
+
+
+def spec_digest(spec: Any) -> str:
+    """A short, stable digest of what a start call asks for (canonical JSON): the intent record
+    names the request without holding it, so task state stays small and free of secrets."""
+    import hashlib
+    import json
+
+    canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+class StartLedger:
+    """What ``task_state_store`` holds about one task's remote job, across its tries.
+
+    - ``<key>``: the job id (the key ``ResumableJobMixin`` reads to re-attach);
+    - ``<key>.intent``: written *before* the start call (when, a digest of the request, the job
+      this try replaces) and removed once the id is stored: an intent still there on a later try
+      means a start call whose outcome is unknown (lost reply, worker killed mid-call);
+    - ``<key>.deadline``: the absolute end of the wait for that job, stored once with its id, so a
+      retry that re-attaches keeps the deadline the job was first given.
+
+    Without a store (an operator run outside a task) it keeps the values in memory.
+    """
+
+    def __init__(self, store: Any, key: str):
+        self.store = store if store is not None else _MemoryStore()
+        self.key = key
+
+    def job_id(self) -> Any:
+        return self.store.get(self.key)
+
+    def pending(self) -> dict[str, Any] | None:
+        """The intent of a start call whose job id was never stored, if any. An intent whose call
+        did store an id (the worker died before the intent was removed) is not pending."""
+        intent = self.store.get(f"{self.key}.intent")
+        if not isinstance(intent, dict) or intent.get("replaces") != self.job_id():
+            return None
+        return intent
+
+    def begin(self, digest: str, **facts: Any) -> dict[str, Any]:
+        intent = {"at": time.time(), "digest": digest, "replaces": self.job_id(), **facts}
+        self.store.set(f"{self.key}.intent", intent)
+        return intent
+
+    def not_started(self) -> None:
+        """The start call provably made no job (refused before sending, or answered with an error)."""
+        self._delete(f"{self.key}.intent")
+
+    def started(self, job_id: Any, timeout: float) -> None:
+        self.store.set(self.key, job_id)
+        self.store.set(f"{self.key}.deadline", time.time() + timeout)
+        self._delete(f"{self.key}.intent")
+
+    def deadline(self, timeout: float) -> float:
+        """The stored deadline of the current job, or one ``timeout`` from now (stored) if none."""
+        stored = self.store.get(f"{self.key}.deadline")
+        if isinstance(stored, int | float):
+            return float(stored)
+        deadline = time.time() + timeout
+        self.store.set(f"{self.key}.deadline", deadline)
+        return deadline
+
+    def _delete(self, key: str) -> None:
+        delete = getattr(self.store, "delete", None)
+        if delete is not None:
+            delete(key)
+        else:
+            self.store.set(key, None)
+
+
+class _MemoryStore(dict):
+    def set(self, key: str, value: Any) -> None:
+        self[key] = value
+
+    def delete(self, key: str) -> None:
+        self.pop(key, None)

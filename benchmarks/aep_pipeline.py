@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 
-from common import fake_stack
+from common import fake_stack, write_table
 
 BUCKET, KEY = "bench-aep", "events/big.csv"
 LINE = "2026-03-01T00:{m:02d}:00Z,City{c},s{i},{i},{s:.3f},{b}\n"
@@ -116,6 +116,16 @@ def main() -> None:
         os.unlink(path)
         ratio = results["operator"]["mb_per_s"] / results["bare"]["mb_per_s"]
         print(json.dumps({"input_mb": round(size / 1e6), **results, "operator_vs_bare": round(ratio, 2)}))
+        bare, op = results["bare"], results["operator"]
+        write_table(
+            "aep_pipeline",
+            "| input CSV | bare s (MB/s) | operator s (MB/s) | operator / bare | peak RSS bare / operator "
+            "| Parquet bare / operator |\n|---|---|---|---|---|---|\n"
+            f"| {size / 1e6:.0f} MB | {bare['seconds']} ({bare['mb_per_s']}) "
+            f"| {op['seconds']} ({op['mb_per_s']}) | {ratio:.2f}x "
+            f"| {bare['peak_rss_mb']:.0f} / {op['peak_rss_mb']:.0f} MB "
+            f"| {bare.get('parquet_mb', 0):.0f} / {op.get('parquet_mb', 0):.0f} MB |",
+        )
 
 
 if __name__ == "__main__":

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
 import time
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 
@@ -38,3 +40,45 @@ def fake_stack():
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+BENCHMARKS_PAGE = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+
+
+def command_line() -> str:
+    """The command that ran this benchmark, as one would type it from the repository root."""
+    root = BENCHMARKS_PAGE.parent.parent
+    python = Path(sys.executable)
+    try:
+        python_text = str(python.relative_to(root))
+    except ValueError:
+        python_text = "python"
+    script = Path(sys.argv[0]).resolve()
+    try:
+        script_text = str(script.relative_to(root))
+    except ValueError:
+        script_text = sys.argv[0]
+    return shlex.join([python_text, script_text, *sys.argv[1:]])
+
+
+def write_table(
+    name: str, rows_markdown: str, command: str | None = None, page: Path = BENCHMARKS_PAGE
+) -> None:
+    """Put a benchmark's result table into its section of docs/benchmarks.md, between
+    ``<!-- bench:NAME:start -->`` and ``<!-- bench:NAME:end -->``, with the date (UTC), this
+    machine's core count and the exact command, so no number there is ever typed by hand.
+
+    ``command`` defaults to this process's own command line. The section must exist."""
+    start, end = f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
+    text = page.read_text()
+    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+        raise ValueError(f"{page}: expected one '{start}' ... '{end}' section")
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    body = (
+        f"Measured {when} on a machine with {os.cpu_count()} CPU cores by\n\n"
+        f"```bash\n{command or command_line()}\n```\n\n{rows_markdown.strip()}\n"
+    )
+    before, rest = text.split(start, 1)
+    after = rest.split(end, 1)[1]
+    page.write_text(f"{before}{start}\n{body}{end}{after}")
+    print(f"wrote the {name} table to {page}", flush=True)

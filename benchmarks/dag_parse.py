@@ -34,7 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
-START, END = "<!-- dag_parse:start -->", "<!-- dag_parse:end -->"
+START, END = "<!-- bench:dag_parse:start -->", "<!-- bench:dag_parse:end -->"
 
 PROBE = r"""
 import importlib.util, json, socket, sys, time

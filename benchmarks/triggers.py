@@ -41,6 +41,8 @@ from hashlib import sha1
 from pathlib import Path
 from typing import Any
 
+from common import write_table
+
 SERVICES = ("polaris", "egain", "qconnect", "zeta_alpha", "adobe_aep")
 VARIANTS = ("bare", "naive", "trigger")
 # Diagnostic only (--variants client): the provider's client in a bare loop, without the trigger: the
@@ -829,18 +831,20 @@ def main() -> None:
             f"set-up {time.time() - started:.1f} s\n"
         )
         results = []
+        tables = []
         for n in args.n:
             interval = n / args.rate if args.rate else args.poll_interval
-            print(
-                f"N={n:,}: a poll every {interval:g} s per wait, {n / interval:,.0f} polls/s at steady "
-                f"state\n\n{HEADER}",
-                flush=True,
+            title = (
+                f"N={n:,}: a poll every {interval:g} s per wait, {n / interval:,.0f} polls/s at steady state"
             )
+            print(f"{title}\n\n{HEADER}", flush=True)
+            tables.append(f"{title}\n\n{HEADER}")
             for service in args.services:
                 for variant in args.variants:
                     result = run_one(service, variant, n, fakes, specs[service], args)
                     results.append(result)
                     print(row(result), flush=True)
+                    tables[-1] += "\n" + row(result)
                     if result.get("errors"):
                         print(f"<!-- {service} {variant}: {result['errors']} -->", flush=True)
                     if "profile" in result:
@@ -849,6 +853,13 @@ def main() -> None:
         print("Targets (trigger rows):")
         print("\n".join(verdicts(results)))
         print(f"\ntotal {time.time() - started:.0f} s")
+        write_table(
+            "triggers",
+            f"{args.polls} polls per wait, {args.fakes} fake process(es).\n\n"
+            + "\n\n".join(tables)
+            + "\n\nAgainst the targets (trigger rows):\n\n"
+            + "\n".join(verdicts(results)),
+        )
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=1))
     finally:

@@ -56,6 +56,14 @@ with DAG(
         "egain_validate_first": Param(
             False, type="boolean", description="eGain: validate the folder before importing."
         ),
+        "egain_schedule_time": Param(
+            "",
+            type="string",
+            description="eGain: start the import at this UTC time (e.g. 2026-03-01T10:00:00Z). Empty: now.",
+        ),
+        "egain_allow_partial": Param(
+            False, type="boolean", description="eGain: a Successful job that reports errors still passes."
+        ),
         "run_qconnect": Param(True, type="boolean", description="Import quick responses into Q in Connect."),
         "qconnect_knowledge_base_id": Param(
             "1b0c5d2e-3f4a-4b5c-8d6e-7f8091a2b3c4",
@@ -69,6 +77,18 @@ with DAG(
             minLength=1,
             description="Zeta Alpha: content source the documents belong to (scopes the folder mirror).",
         ),
+        "zeta_alpha_content_mode": Param(
+            "inline",
+            enum=["inline", "url"],
+            description="Zeta Alpha: send file contents (inline) or a presigned S3 URL (url).",
+        ),
+        "zeta_alpha_access_rights": Param(
+            ["public"],
+            type="array",
+            items={"type": "string"},
+            minItems=1,
+            description="Zeta Alpha: names of the access rights every document allows.",
+        ),
     },
 ) as dag:
     egain_import = EgainStartImportOperator(
@@ -77,6 +97,8 @@ with DAG(
         region="{{ params.region }}",
         operation="{{ params.egain_operation }}",
         validate_first="{{ params.egain_validate_first }}",
+        schedule_time="{{ params.egain_schedule_time or None }}",
+        allow_partial="{{ params.egain_allow_partial }}",
         deferrable=True,
         poll_interval=5,
         timeout=6 * 3600,
@@ -95,7 +117,10 @@ with DAG(
         task_id="zeta_alpha_ingest",
         s3_prefix="s3://{{ params.bucket }}/" + FOLDER + "articles/",
         content_source_id="{{ params.zeta_alpha_content_source_id }}",
-        allow_access_rights=[{"name": "public"}],
+        # names from the form -> [{"name": ...}, ...] (rendered as a native list)
+        allow_access_rights="[{% for name in params.zeta_alpha_access_rights %}"
+        "{'name': {{ name | tojson }}},{% endfor %}]",
+        content_mode="{{ params.zeta_alpha_content_mode }}",
         sync=True,
         deferrable=True,
         poll_interval=5,

@@ -65,6 +65,23 @@ with DAG(
         "aep_dataset_id": Param(
             "5f0c1e2d3a4b5c6d7e8f9a0b", type="string", minLength=1, description="AEP dataset to load into."
         ),
+        "polaris_ingestion_mode": Param(
+            "append",
+            enum=["append", "replace"],
+            description="Polaris: append rows, or replace the table's data.",
+        ),
+        "aep_small_file_max_bytes": Param(
+            256 * 1024 * 1024,
+            type="integer",
+            minimum=1,
+            description="AEP: files up to this size go in one PUT; larger ones through the chunked upload.",
+        ),
+        "aep_chunk_size": Param(
+            16 * 1024 * 1024,
+            type="integer",
+            minimum=1024,
+            description="AEP: bytes per chunk of a chunked upload (one chunk is held in memory).",
+        ),
     },
 ) as dag:
     ensure_connection = PolarisEnsureS3ConnectionOperator(
@@ -80,6 +97,7 @@ with DAG(
         connection_name="{{ params.polaris_connection }}",
         prefixes=[PREFIX],
         format_settings={"format": "{{ params.format }}"},
+        ingestion_mode="{{ params.polaris_ingestion_mode }}",
         deferrable=True,
         poll_interval=5,
         timeout=3 * 3600,
@@ -90,6 +108,8 @@ with DAG(
         dataset_id="{{ params.aep_dataset_id }}",
         s3_prefix="s3://{{ params.bucket }}/" + PREFIX,
         input_format="{{ 'json' if params.format == 'nd-json' else params.format }}",
+        small_file_max_bytes="{{ params.aep_small_file_max_bytes }}",
+        chunk_size="{{ params.aep_chunk_size }}",
         deferrable=True,
         poll_interval=5,
         timeout=3 * 3600,

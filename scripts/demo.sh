@@ -32,4 +32,4 @@ for dag in s3_to_table s3_to_knowledge_base; do
     grep -o "Landed: .*" "$STATE/$dag.log" | head -1
     grep -o "DagRun Finished: dag_id=$dag.*state=[a-z]*" "$STATE/$dag.log" | grep -o "state=[a-z]*" | head -1
 done
-echo "logs: $STATE"
+echo "logs: $STATE; the demo took ${SECONDS} s"

@@ -157,9 +157,10 @@ def run_trigger(trigger, on_kill_after: float | None = None) -> dict:
     return asyncio.run(scenario())
 
 
-def kill_while_running(operator) -> Exception | None:
-    """Run ``operator.execute`` in a worker thread, call ``on_kill`` once its job has started (as
-    Airflow does when a task is killed), and return what ``execute`` raised."""
+def kill_while_running(operator, started=lambda op: op.job_id is not None) -> Exception | None:
+    """Run ``operator.execute`` in a worker thread, call ``on_kill`` once its job has started
+    (``started(operator)``; as Airflow does when a task is killed), and return what ``execute``
+    raised."""
     import threading
     import time
 
@@ -174,7 +175,7 @@ def kill_while_running(operator) -> Exception | None:
     worker = threading.Thread(target=work)
     worker.start()
     deadline = time.time() + 10
-    while operator.job_id is None and time.time() < deadline:
+    while not started(operator) and time.time() < deadline:
         time.sleep(0.05)
     operator.on_kill()
     worker.join(10)

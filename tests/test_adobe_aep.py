@@ -12,8 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import BUCKET, kill_while_running, run_trigger
 
-from airflow_provider_ingest.exceptions import IngestJobFailed
+from airflow_provider_ingest.exceptions import IngestApiError, IngestInputError, IngestJobFailed
 from airflow_provider_ingest.hooks.adobe_aep import AdobeAepHook, batch_snapshot
+from airflow_provider_ingest.http import RetryPolicy
 from airflow_provider_ingest.jobs import JobState
 from airflow_provider_ingest.operators.adobe_aep import S3ToAdobeAepOperator
 from airflow_provider_ingest.parquet_convert import convert_to_parquet
@@ -139,8 +140,9 @@ def test_conversion_memory_stays_flat_as_input_grows(s3, tmp_path, input_format)
     assert big < len(make(320_000)) * 0.75, peaks  # and below the input size: never held whole
 
 
-def test_schema_mismatch_fails_before_any_batch(adobe, inputs):
-    with pytest.raises(ValueError, match="unknown_col"):
+def test_schema_mismatch_fails_before_any_batch_without_retries(adobe, inputs):
+    # IngestInputError is an AirflowFailException: Airflow does not retry it (issue 16, item 9)
+    with pytest.raises(IngestInputError, match="unknown_col"):
         aep_op(s3_prefix=f"s3://{BUCKET}/aep/bad/").execute({})
     assert adobe.journal(event="batch_created") == []
 
@@ -239,3 +241,153 @@ def test_trigger_and_sensor_and_token_renewal_mid_wait(adobe, inputs):
     assert event["status"] == "success" and event["job"]["status"] == "success"
     assert len(adobe.journal(event="token_issued")) == 2  # renewed once after the 401
     assert AdobeAepBatchSensor(task_id="s", batch_id=batch_id).poke({}) is True
+
+
+# --- exactly once: lost replies, kills and retries (issue 16, item 2) ----------------------------
+class TaskStateStore(dict):
+    """The get/set surface of Airflow's ``task_state_store``: survives a task's retries."""
+
+    def set(self, key, value):
+        self[key] = value
+
+
+class WorkerKilled(BaseException):
+    """The worker dies (SIGKILL) at this point of the try: nothing after it runs."""
+
+
+class DiesWhenStoring(TaskStateStore):
+    """The worker dies when ``key`` is written: just before it is stored, or just after."""
+
+    def __init__(self, key, before):
+        super().__init__()
+        self.key, self.before = key, before
+
+    def set(self, key, value):
+        if key == self.key and not self.before:
+            super().set(key, value)
+        if key == self.key:
+            raise WorkerKilled(key)
+        super().set(key, value)
+
+
+class DiesAfterALostStart(TaskStateStore):
+    """The worker dies as soon as a start call's outcome turns out unknown: its intent is left
+    without an id, as a SIGKILL during the call would leave it."""
+
+    def get(self, key, default=None):
+        if key.endswith(".intent") and self.get_raw(key):
+            raise WorkerKilled(key)
+        return super().get(key, default)
+
+    def get_raw(self, key):
+        return dict.get(self, key)
+
+
+def batches(adobe):
+    return [e["id"] for e in adobe.journal(event="batch_created")]
+
+
+def settle(adobe, expect_result, aborted):
+    """The only batch completed is the result; every other one was aborted; rows loaded once."""
+    created = batches(adobe)
+    assert [e["id"] for e in adobe.journal(event="batch_completed")] == [expect_result["batch_id"]]
+    assert [b for b in created if adobe.batches[b]["status"] == "aborted"] == aborted
+    assert adobe.batches[expect_result["batch_id"]]["status"] == "success"
+    assert expect_result["rows"] == 80
+
+
+def test_lost_create_reply_aborts_the_batch_it_made_and_makes_one(adobe, inputs):
+    adobe.add_fault(action="drop_after", method="POST", path=r"/import/batches$")
+    result = aep_op().execute({"task_state_store": TaskStateStore()})
+    first, second = batches(adobe)
+    assert result["batch_id"] == second
+    settle(adobe, result, aborted=[first])
+
+
+def test_garbled_create_reply_is_an_unknown_outcome_not_a_failure(adobe, inputs):
+    adobe.add_fault(action="malformed_after", method="POST", path=r"/import/batches$")
+    result = aep_op().execute({"task_state_store": TaskStateStore()})
+    first, second = batches(adobe)
+    settle(adobe, result, aborted=[first])
+
+
+def test_create_reply_cut_before_the_server_acted_makes_one_batch(adobe, inputs):
+    adobe.add_fault(action="drop", method="POST", path=r"/import/batches$")
+    result = aep_op().execute({"task_state_store": TaskStateStore()})
+    assert batches(adobe) == [result["batch_id"]]
+    settle(adobe, result, aborted=[])
+
+
+def test_worker_killed_during_the_create_call_retry_aborts_that_batch(adobe, inputs):
+    store = DiesAfterALostStart()
+    adobe.add_fault(action="drop_after", method="POST", path=r"/import/batches$")
+    with pytest.raises(WorkerKilled):
+        aep_op().execute({"task_state_store": store})
+    [lost] = batches(adobe)
+    assert adobe.batches[lost]["status"] == "loading"
+    result = aep_op().execute({"task_state_store": TaskStateStore(store)})  # the retry
+    settle(adobe, result, aborted=[lost])
+
+
+def test_retry_after_uploads_were_cut_aborts_that_batch_before_making_one(adobe, inputs):
+    store = TaskStateStore()
+    # try 1 loses the worker mid-upload: neither the file nor the abort gets through
+    adobe.add_fault(
+        action="status", status=503, retry_after="0", method="PUT", path="/files/b.parquet", times=5
+    )
+    adobe.add_fault(
+        action="status", status=503, retry_after="0", method="POST", path=r"/batches/\w+$", times=5
+    )
+    with pytest.raises(IngestApiError, match="503"):
+        aep_op().execute({"task_state_store": store})
+    [cut] = batches(adobe)
+    assert adobe.batches[cut]["status"] == "loading" and list(adobe.batches[cut]["files"]) == ["a.parquet"]
+    result = aep_op().execute({"task_state_store": store})  # the retry
+    settle(adobe, result, aborted=[cut])
+
+
+@pytest.mark.parametrize("before", [True, False], ids=["before-the-id-is-stored", "after-the-id-is-stored"])
+def test_retry_after_complete_was_sent_waits_for_that_batch(adobe, inputs, before):
+    """Catalog still says "loading" for a while after COMPLETE: the retry must wait for the batch,
+    not take it for dead and load the data a second time."""
+    adobe.configure(catalog_lag_seconds=1.0)
+    store = DiesWhenStoring(aep_op().external_id_key, before=before)
+    with pytest.raises(WorkerKilled):
+        aep_op().execute({"task_state_store": store})
+    [batch] = batches(adobe)
+    assert AdobeAepHook().get_batch(batch)["status"] == "loading"  # COMPLETE sent, Catalog lags
+    result = aep_op().execute({"task_state_store": TaskStateStore(store)})  # the retry
+    assert batches(adobe) == [batch] and result["batch_id"] == batch
+    settle(adobe, result, aborted=[])
+
+
+def test_catalog_lists_batches_by_dataset_status_and_creation(adobe, inputs):
+    hook = AdobeAepHook()
+    first = hook.create_batch(DATASET_ID)
+    mark = adobe.batches[first]["created"]
+    second = hook.create_batch(DATASET_ID)
+    hook.abort_batch(first)
+    assert [b["id"] for b in hook.list_batches(DATASET_ID)] == [second, first]  # newest created first
+    assert [b["id"] for b in hook.list_batches(DATASET_ID, status="loading")] == [second]
+    assert [b["id"] for b in hook.list_batches(DATASET_ID, created_after_ms=mark - 1)] == [second, first]
+    assert hook.list_batches("another-dataset") == []
+    assert [b["id"] for b in hook.list_batches(DATASET_ID, limit=1, start=1)] == [first]
+    assert hook.list_batches(DATASET_ID)[0]["createdClient"] == hook.client_id
+    with pytest.raises(IngestApiError, match="limit"):
+        hook.client.json("GET", "data/foundation/catalog/batches", params={"limit": 500})
+
+
+@pytest.mark.parametrize(
+    ("body", "missing"),
+    [(None, "got null"), ([], "got list"), ({"error_code": "500", "message": "busy"}, "has no batch")],
+)
+def test_a_2xx_status_reply_that_is_not_the_batch_fails_clearly(adobe, inputs, body, missing):
+    """Issue 16, item 8: a clear error naming service, endpoint and what was missing, after a
+    bounded number of tries; not a wait on status '' until the deadline."""
+    batch = AdobeAepHook().create_batch(DATASET_ID)
+    adobe.add_fault(action="body", body=body, method="GET", path=rf"/catalog/batches/{batch}$", times=100)
+    hook = AdobeAepHook(retry=RetryPolicy(attempts=3, backoff=0.01))
+    endpoint = f"/data/foundation/catalog/batches/{batch}"
+    with pytest.raises(IngestApiError, match=rf"Adobe Experience Platform GET \S+{endpoint} .*{missing}"):
+        hook.job_snapshot(batch)
+    assert len([r for r in adobe.journal() if r.get("path") == endpoint]) == 3

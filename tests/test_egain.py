@@ -7,10 +7,19 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 from conftest import BUCKET, EGAIN_AWS_KEY, kill_while_running, run_dag, run_trigger
 
-from airflow_provider_ingest.exceptions import IngestJobFailed
+from airflow_provider_ingest.exceptions import (
+    IngestApiError,
+    IngestApiRejected,
+    IngestInputError,
+    IngestJobFailed,
+    IngestJobTimeout,
+    IngestStartUnknown,
+)
 from airflow_provider_ingest.hooks.egain import EgainHook, egain_snapshot, job_id_from_location
+from airflow_provider_ingest.http import RetryPolicy
 from airflow_provider_ingest.jobs import JobState
 from airflow_provider_ingest.operators.egain import EgainStartImportOperator, parse_schedule_time
 from airflow_provider_ingest.sensors.egain import EgainImportJobSensor
@@ -187,7 +196,6 @@ def _future(**delta):
         ({"s3_path": "/local/folder/"}, "s3_path"),
         ({"operation": "merge"}, "operation"),
         ({"schedule_time": "2026-03-01T10:00:00"}, "schedule_time"),
-        ({"schedule_time": _future(days=8)}, "schedule_time"),
         ({"schedule_time": "2020-01-01T00:00:00Z"}, "schedule_time"),
         ({"schedule_time": "2030-01-01T10:00:00+02:00"}, "schedule_time"),
         ({"region": "Europe"}, "region"),
@@ -224,7 +232,8 @@ def test_schedule_time_is_sent_in_the_apis_format(egain, kb):
 # --- full Airflow runs ---------------------------------------------------------------------------
 @pytest.mark.parametrize("mode", ["poke", "deferred"])
 def test_retry_reattaches_and_no_secret_reaches_logs_or_xcom(airflow_db, egain, kb, mode, capfd):
-    egain.add_fault(action="status", status=400, method="GET", path=r"/status$", times=1)
+    # a transient error beyond the request budget fails try 1 (a 400 would be final: no retry)
+    egain.add_fault(action="status", status=503, retry_after="0", method="GET", path=r"/status$", times=5)
     run, tis = run_dag(f"test_egain_{mode}")
     assert run.state == "success"
     assert tis["import"].try_number == 2
@@ -284,3 +293,144 @@ def test_trigger_renews_an_expired_token_mid_wait(egain, kb):
     )
     assert event["status"] == "success"
     assert tokens_issued(egain) == 2
+
+
+# --- exactly once: lost replies, kills, timeouts ------------------------------------------------------
+class Store(dict):
+    """The get/set/delete surface of Airflow's ``task_state_store``: it outlives a try."""
+
+    def set(self, key, value):
+        self[key] = value
+
+    def delete(self, key):
+        self.pop(key, None)
+
+
+class WorkerKilled(BaseException):
+    """SIGKILL: nothing after this point of the try runs."""
+
+
+class DiesBeforeStoringTheId(Store):
+    """The worker dies after the start call reached eGain, before the job id was stored."""
+
+    def set(self, key, value):
+        if key == "egain_import_job_id":
+            raise WorkerKilled(key)
+        super().set(key, value)
+
+
+def start_calls(egain):
+    return [r for r in egain.journal() if r.get("method") == "POST" and r["path"].endswith("/import/content")]
+
+
+def test_lost_start_reply_fails_without_a_second_import(egain, kb):
+    egain.add_fault(action="drop_after", method="POST", path=r"/import/content$")
+    store = Store()
+    started_at = r"import of s3://ingest-test/kb/ at 20\d\d-\d\d-\d\dT"
+    with pytest.raises(IngestStartUnknown, match=started_at) as info:
+        import_op().execute({"task_state_store": store})
+    assert isinstance(info.value, AirflowFailException)  # Airflow does not retry it
+    assert "resubmit_on_unknown_start=True" in str(info.value) and "eGain" in str(info.value)
+    assert len(egain.journal(event="job_created")) == 1 and len(start_calls(egain)) == 1
+    # a user who clears the task gets the same answer, and still no second import
+    with pytest.raises(IngestStartUnknown, match="in an earlier try"):
+        import_op().execute({"task_state_store": store})
+    assert len(start_calls(egain)) == 1
+    # an explicit opt-in allows the resend
+    result = import_op(resubmit_on_unknown_start=True).execute({"task_state_store": store})
+    assert result["status"] == "Successful" and len(egain.journal(event="job_created")) == 2
+
+
+def test_worker_killed_during_the_start_call_is_not_a_second_import(egain, kb):
+    store = DiesBeforeStoringTheId()
+    with pytest.raises(WorkerKilled):
+        import_op().execute({"task_state_store": store})
+    assert len(egain.journal(event="job_created")) == 1
+    with pytest.raises(IngestStartUnknown, match="in an earlier try"):
+        import_op().execute({"task_state_store": Store(store)})
+    assert len(start_calls(egain)) == 1
+
+
+def test_a_refused_start_leaves_no_intent_and_is_not_retried(egain, kb):
+    """A 4xx from eGain: nothing started (the next try may start), and Airflow does not retry."""
+    egain.add_fault(action="status", status=400, method="POST", path=r"/import/content$")
+    store = Store()
+    with pytest.raises(IngestApiRejected, match="HTTP 400") as info:
+        import_op().execute({"task_state_store": store})
+    assert isinstance(info.value, AirflowFailException)
+    assert import_op().execute({"task_state_store": store})["status"] == "Successful"
+    assert len(egain.journal(event="job_created")) == 1
+
+
+def test_bad_input_is_not_retried(egain, kb):
+    with pytest.raises(IngestInputError, match="operation") as info:
+        import_op(operation="merge").execute({})
+    assert isinstance(info.value, AirflowFailException) and isinstance(info.value, ValueError)
+
+
+def test_kill_during_validation_cancels_the_validation_job(egain, kb):
+    egain.configure(scheduled_seconds=30)
+    op = import_op(validate_first=True)
+    error = kill_while_running(op, started=lambda op: getattr(op, "validation_job_id", None) is not None)
+    jobs = egain.journal(event="job_created")
+    assert [j["jobType"] for j in jobs] == ["Validation"]  # no import was started
+    assert egain.jobs[jobs[0]["id"]]["cancelled"]
+    assert isinstance(error, IngestJobFailed) and "Cancelled" in str(error)
+
+
+def test_timeout_cancels_the_job(egain, kb):
+    egain.configure(scheduled_seconds=30)
+    store = Store()
+    with pytest.raises(IngestJobTimeout, match="canceled it"):
+        import_op(timeout=0.3).execute({"task_state_store": store})
+    assert EgainHook().get_status(store["egain_import_job_id"])["status"] == "Cancelled"
+
+
+def test_timeout_without_cancel_leaves_the_job_and_a_retry_keeps_the_deadline(egain, kb):
+    egain.configure(scheduled_seconds=30)
+    store = Store()
+    with pytest.raises(IngestJobTimeout, match="left running"):
+        import_op(timeout=0.3, cancel_on_timeout=False).execute({"task_state_store": store})
+    job_id = store["egain_import_job_id"]
+    assert EgainHook().get_status(job_id)["status"] == "Scheduled"
+    polls_before = len(egain.journal())
+    # the retry re-attaches to the same job with the deadline it was first given: already past
+    with pytest.raises(IngestJobTimeout, match="left running"):
+        import_op(timeout=3600, cancel_on_timeout=False).execute({"task_state_store": store})
+    statuses = [r for r in egain.journal()[polls_before:] if r.get("path", "").endswith("/status")]
+    assert len(statuses) == 2  # the re-attach check and one poll, not an hour of polling
+    assert len(egain.journal(event="job_created")) == 1
+
+
+def test_deferred_retry_keeps_the_deadline_and_a_timeout_event_cancels(egain, kb):
+    egain.configure(scheduled_seconds=30)
+    store = Store()
+    with pytest.raises(TaskDeferred) as first:
+        import_op(deferrable=True, timeout=0.3).execute({"task_state_store": store})
+    with pytest.raises(TaskDeferred) as again:  # a retry while the job runs: same deadline
+        import_op(deferrable=True, timeout=3600).execute({"task_state_store": store})
+    assert first.value.trigger.deadline == again.value.trigger.deadline
+    assert first.value.trigger.deadline == store["egain_import_job_id.deadline"]
+    event = run_trigger(again.value.trigger)
+    assert event["status"] == "timeout"
+    with pytest.raises(IngestJobTimeout, match="canceled it"):
+        import_op(deferrable=True).execute_complete({"task_state_store": store}, event=event)
+    assert EgainHook().get_status(store["egain_import_job_id"])["status"] == "Cancelled"
+
+
+@pytest.mark.parametrize("body", [None, [], {"code": "500-1", "developerMessage": "oops"}])
+def test_a_status_reply_that_is_not_a_status_is_a_clear_error(egain, kb, body):
+    job_id = EgainHook().start_import({"dataSource": data_source(), "operation": "import"})
+    egain.add_fault(action="body", body=body, method="GET", path=r"/status$", times=100)
+    hook = EgainHook(retry=RetryPolicy(attempts=3, backoff=0.01))
+    with pytest.raises(IngestApiError, match=r"eGain GET .*/status failed: HTTP 200 \[MalformedReply\]"):
+        hook.get_status(job_id)
+    statuses = [r for r in egain.journal() if r.get("path", "").endswith("/status")]
+    assert len(statuses) == 3  # retried within the budget, then a clear error
+
+
+def test_one_malformed_status_reply_is_retried(egain, kb):
+    job_id = EgainHook().start_import({"dataSource": data_source(), "operation": "import"})
+    egain.add_fault(action="body", body=None, method="GET", path=r"/status$", times=1)
+    hook = EgainHook(retry=RetryPolicy(attempts=3, backoff=0.01))
+    assert hook.get_status(job_id)["status"] in ("Scheduled", "In Progress", "Successful")

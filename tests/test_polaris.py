@@ -9,9 +9,15 @@ import time
 import pytest
 from conftest import BUCKET, kill_while_running, run_dag, run_trigger
 
-from airflow_provider_ingest.exceptions import IngestJobFailed
+from airflow_provider_ingest.exceptions import (
+    IngestApiError,
+    IngestApiRejected,
+    IngestJobFailed,
+    IngestStartUnknown,
+)
 from airflow_provider_ingest.hooks.polaris import PolarisHook
-from airflow_provider_ingest.jobs import JobState
+from airflow_provider_ingest.http import RetryPolicy
+from airflow_provider_ingest.jobs import JobState, StartLedger, spec_digest
 from airflow_provider_ingest.operators.polaris import (
     PolarisEnsureS3ConnectionOperator,
     PolarisStartIngestionJobOperator,
@@ -63,7 +69,7 @@ def test_hook_connections_and_job_lifecycle(polaris, data):
     spec = ingest_op(prefixes=[PREFIX], input_schema=[{"name": "timestamp", "dataType": "string"}]).job_spec()
     job = hook.create_job(spec)
     assert hook.job_snapshot(job["id"]).state is JobState.RUNNING
-    assert [j["id"] for j in hook.list_jobs()] == [job["id"]]
+    assert [j["id"] for j in hook.list_jobs()[0]] == [job["id"]]
     deadline = time.time() + 10
     while hook.job_snapshot(job["id"]).state is JobState.RUNNING and time.time() < deadline:
         time.sleep(0.1)
@@ -154,6 +160,135 @@ def test_lost_reply_on_start_adopts_the_job_instead_of_starting_another(polaris,
     assert PolarisHook().get_job(job_id)["executionStatus"] == "completed"
 
 
+class TaskStateStore(dict):
+    """The get/set surface of Airflow's ``task_state_store``: survives a task's retries."""
+
+    def set(self, key, value):
+        self[key] = value
+
+
+SCHEMA = [{"name": "timestamp", "dataType": "string"}]
+
+
+def created_jobs(polaris):
+    return [e["id"] for e in polaris.journal(event="job_created")]
+
+
+def test_jobs_list_sorts_filters_and_pages_like_the_api(polaris, data):
+    ensure(polaris)
+    hook = PolarisHook()
+    polaris.configure(pending_seconds=1000)  # nothing moves on by itself: only the cancel updates
+    spec = ingest_op(prefixes=[PREFIX], input_schema=SCHEMA).job_spec()
+    older = hook.create_job(spec)["id"]
+    polaris.backdate_job(older, 600)
+    other_table = hook.create_job({**spec, "target": {"type": "table", "tableName": "other"}})["id"]
+    newest = hook.create_job(spec)["id"]
+    hook.cancel_job(older)  # an update: the older job is now the most recently updated one
+    # no sort given: newest *updated* first, as polaris-sdk's default (last_updated_date_time DESC)
+    assert [j["id"] for j in hook.list_jobs()[0]] == [older, newest, other_table]
+    by_created = hook.list_jobs(sort_column="created_date_time")[0]
+    assert [j["id"] for j in by_created] == [newest, other_table, older]
+    assert [j["id"] for j in hook.list_jobs(table_name="events", sort_column="created_date_time")[0]] == [
+        newest,
+        older,
+    ]
+    assert hook.list_jobs(job_type="streaming")[0] == []
+    page, more = hook.list_jobs(sort_column="created_date_time", limit=1, offset=1)
+    assert [j["id"] for j in page] == [other_table] and more
+    assert not hook.list_jobs(sort_column="created_date_time", limit=1, offset=2)[1]
+    # a summary names the source's connection, not the objects it reads
+    assert by_created[0]["source"] == {"type": "s3", "connectionName": "test-conn"}
+    since = time.time() - 60  # paged by creation until an older job shows
+    assert [j["id"] for j in hook.jobs_created_since("events", since)] == [newest]
+    with pytest.raises(IngestApiRejected, match="sortColumn"):
+        hook.client.json("GET", "jobs", params={"sortColumn": "size"})
+
+
+def test_lost_start_found_by_creation_even_when_an_older_job_was_updated_since(polaris, data):
+    """Issue 16, 5(a): without a sort the list is newest *updated* first, and an old job updated
+    after the lost call came first and ended the search before the new job."""
+    ensure(polaris)
+    hook = PolarisHook()
+    polaris.configure(pending_seconds=1000)
+    op = ingest_op(prefixes=[PREFIX], input_schema=SCHEMA, wait_for_completion=False)
+    spec = op.job_spec()
+    older = hook.create_job(spec)["id"]
+    polaris.backdate_job(older, 600)
+    store = TaskStateStore()
+    StartLedger(store, op.external_id_key).begin(spec_digest(spec))  # a try killed during its call...
+    made = hook.create_job(spec)["id"]  # ...which had reached Polaris
+    hook.cancel_job(older)
+    assert op.execute({"task_state_store": store}) == made
+    assert created_jobs(polaris) == [older, made]
+    assert store[op.external_id_key] == made and not store.get(f"{op.external_id_key}.intent")
+
+
+def test_garbled_start_reply_adopts_the_job_it_made(polaris, data):
+    """Issue 16, 5(c): a 2xx start reply without a readable id is an unknown outcome, not a failure
+    (and not a reason to start a second job)."""
+    ensure(polaris)
+    polaris.add_fault(action="malformed_after", method="POST", path=r"/jobs$")
+    job_id = ingest_op(prefixes=[PREFIX]).execute({"task_state_store": TaskStateStore()})
+    assert created_jobs(polaris) == [job_id]
+    assert len([r for r in requests_to(polaris, "/jobs") if r["method"] == "POST"]) == 1
+    assert PolarisHook().get_job(job_id)["executionStatus"] == "completed"
+
+
+def test_retry_after_a_failed_job_never_adopts_it_when_the_start_never_arrived(polaris, data):
+    """Issue 16, 5(b): the retry's start call is cut before Polaris acts on it; the only job with
+    this spec is the failed one the retry replaces: not adopted, and no second job either."""
+    ensure(polaris)
+    store = TaskStateStore()
+    polaris.fail_next_job("table is locked by a compaction")
+    with pytest.raises(IngestJobFailed, match="locked"):
+        ingest_op(prefixes=[PREFIX]).execute({"task_state_store": store})
+    [failed] = created_jobs(polaris)
+    polaris.add_fault(action="drop", method="POST", path=r"/jobs$")
+    with pytest.raises(IngestStartUnknown, match="batch job into table 'events'") as info:
+        ingest_op(prefixes=[PREFIX]).execute({"task_state_store": store})
+    assert "resubmit_on_unknown_start=True" in str(info.value)
+    assert created_jobs(polaris) == [failed]
+    assert store[ingest_op().external_id_key] == failed  # still the failed one: nothing adopted
+
+
+def test_lost_start_never_adopts_an_identical_job_that_failed_just_before_the_call(polaris, data):
+    """Within the clock-skew window before the call, a failed job cannot be the one the call made."""
+    ensure(polaris)
+    polaris.configure(pending_seconds=0, running_seconds=0)  # a job ends at its first read
+    hook = PolarisHook()
+    spec = ingest_op(prefixes=[PREFIX], input_schema=SCHEMA).job_spec()
+    polaris.fail_next_job("someone else's job")
+    earlier = hook.create_job(spec)["id"]
+    assert hook.get_job(earlier)["executionStatus"] == "failed"
+    polaris.add_fault(action="drop", method="POST", path=r"/jobs$")  # cut before Polaris acts
+    with pytest.raises(IngestStartUnknown):
+        ingest_op(prefixes=[PREFIX], input_schema=SCHEMA).execute({"task_state_store": TaskStateStore()})
+    assert created_jobs(polaris) == [earlier]
+
+
+@pytest.mark.parametrize(
+    ("body", "missing"),
+    [
+        (None, "got null"),
+        ([], "got list"),
+        ({"code": "Oops", "message": "busy"}, "no 'id', 'executionStatus'"),
+    ],
+)
+def test_a_2xx_status_reply_that_is_not_a_job_fails_clearly_after_bounded_retries(
+    polaris, data, body, missing
+):
+    """Issue 16, item 8: not an unexpected status '' until the deadline, nor an AttributeError."""
+    job_id = start_job(polaris, data)
+    polaris.add_fault(action="body", body=body, method="GET", path=rf"/jobs/{job_id}$", times=100)
+    hook = PolarisHook(retry=RetryPolicy(attempts=3, backoff=0.01))
+    endpoint = f"/v1/projects/test-project/jobs/{job_id}"
+    with pytest.raises(IngestApiError, match=rf"Imply Polaris GET http://\S+{endpoint} .*{missing}"):
+        hook.job_snapshot(job_id)
+    assert len(requests_to(polaris, f"/jobs/{job_id}")) == 3
+    polaris.clear_faults()
+    assert hook.job_snapshot(job_id).job_id == job_id
+
+
 def test_on_kill_cancels_the_running_job(polaris, data):
     ensure(polaris)
     polaris.configure(pending_seconds=30)
@@ -181,8 +316,10 @@ def test_dag_run_ingests_once_and_reports_metrics(airflow_db, polaris, data, mod
 @pytest.mark.parametrize("mode", ["poke", "deferred"])
 def test_retry_reattaches_to_the_first_tries_job(airflow_db, polaris, data, mode):
     ensure(polaris)
-    # The first status poll after submission fails hard, failing try 1 after the job started.
-    polaris.add_fault(action="status", status=400, method="GET", path=r"/jobs/[^/]+$", times=1)
+    # The first status polls after submission fail beyond the request budget, failing try 1 after
+    # the job started; a transient 503, since a 400 would be final (no retry).
+    unavailable = {"action": "status", "status": 503, "retry_after": "0"}
+    polaris.add_fault(method="GET", path=r"/jobs/[^/]+$", times=5, **unavailable)
     run, tis = run_dag(f"test_polaris_{mode}", {"prefixes": [PREFIX]})
     assert run.state == "success"
     assert tis["ingest"].try_number == 2

@@ -10,7 +10,7 @@ from airflow.sdk import Connection
 
 from airflow_provider_ingest.auth import OAuthClientCredentials, WithHeaders
 from airflow_provider_ingest.hooks.base import IngestHttpHook
-from airflow_provider_ingest.http import Auth
+from airflow_provider_ingest.http import Auth, Shape, needs
 from airflow_provider_ingest.jobs import JobSnapshot, StatusTable
 
 BATCH_STATUSES = StatusTable.of(
@@ -24,6 +24,21 @@ IMPORT = "data/foundation/import/batches"
 CATALOG = "data/foundation/catalog"
 XED_FULL = "application/vnd.adobe.xed-full+json;version=1"
 DEFAULT_CHUNK = 16 * 1024 * 1024  # one chunk is held in memory while it is sent
+
+
+def batch_reply(batch_id: str) -> Shape:
+    """Catalog answers ``{batch_id: {..., "status"}}``; a ``null``, a list, an error object or a
+    map without this batch in a 2xx is a malformed reply (retried, then reported naming it)."""
+
+    def check(body: Any) -> str | None:
+        if not isinstance(body, dict):
+            return f"expected a JSON object, got {type(body).__name__ if body is not None else 'null'}"
+        batch = body.get(batch_id)
+        if not isinstance(batch, dict):
+            return f"the reply has no batch {batch_id!r}"
+        return needs("status")(batch)
+
+    return check
 
 
 def batch_snapshot(batch_id: str, batch: dict[str, Any]) -> JobSnapshot:
@@ -76,10 +91,40 @@ class AdobeAepHook(IngestHttpHook):
         }
         return self.base_url_of(conn), WithHeaders(token, fixed)
 
+    @property
+    def client_id(self) -> str | None:
+        """The connection's client id: Catalog names it as a batch's ``createdClient``."""
+        return self.get_connection(self.conn_id).login
+
     # --- batches ---------------------------------------------------------------------------------
     def create_batch(self, dataset_id: str, input_format: str = "parquet") -> str:
+        """A new batch's id. A 2xx reply without a readable ``id`` is a malformed reply
+        (``IngestApiError.outcome_unknown``): the batch may exist, see :meth:`list_batches`."""
         body = {"datasetId": dataset_id, "inputFormat": {"format": input_format}}
-        return self.client.json("POST", IMPORT, json=body)["id"]
+        return self.client.json("POST", IMPORT, json=body, shape=needs("id"))["id"]
+
+    def list_batches(
+        self,
+        dataset_id: str,
+        *,
+        created_after_ms: int | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        start: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Catalog batches of a dataset, newest created first (``orderBy=desc:created``), each with
+        its ``id``: ``GET /catalog/batches?dataSet=&createdAfter=&status=&limit=&start=``. Catalog
+        answers a map of id to batch; ``limit`` is 1..100 (20 when not given)."""
+        params: dict[str, Any] = {"dataSet": dataset_id, "orderBy": "desc:created", "limit": limit}
+        if created_after_ms is not None:
+            params["createdAfter"] = created_after_ms
+        if status is not None:
+            params["status"] = status
+        if start:
+            params["start"] = start
+        reply = self.client.json("GET", f"{CATALOG}/batches", params=params, shape=needs())
+        batches = [{**batch, "id": batch_id} for batch_id, batch in reply.items() if isinstance(batch, dict)]
+        return sorted(batches, key=lambda b: b.get("created") or 0, reverse=True)
 
     def _file_path(self, batch_id: str, dataset_id: str, file_name: str) -> str:
         return f"{IMPORT}/{batch_id}/datasets/{dataset_id}/files/{quote(file_name)}"
@@ -122,15 +167,16 @@ class AdobeAepHook(IngestHttpHook):
         self.client.request("POST", f"{IMPORT}/{batch_id}?action=ABORT", idempotent=True)
 
     def get_batch(self, batch_id: str) -> dict[str, Any]:
-        reply = self.client.json("GET", f"{CATALOG}/batches/{batch_id}") or {}
-        return reply.get(batch_id) or {}
+        reply = self.client.json("GET", f"{CATALOG}/batches/{batch_id}", shape=batch_reply(batch_id))
+        return reply[batch_id]
 
     def job_snapshot(self, job_id: str) -> JobSnapshot:
         return batch_snapshot(job_id, self.get_batch(job_id))
 
     async def ajob_snapshot(self, job_id: str) -> JobSnapshot:
-        reply = await (await self.aclient()).json("GET", f"{CATALOG}/batches/{job_id}") or {}
-        return batch_snapshot(job_id, reply.get(job_id) or {})
+        path = f"{CATALOG}/batches/{job_id}"
+        reply = await (await self.aclient()).json("GET", path, shape=batch_reply(job_id))
+        return batch_snapshot(job_id, reply[job_id])
 
     def cancel_job(self, job_id: str) -> None:
         self.abort_batch(job_id)

@@ -29,6 +29,13 @@ class IngestHttpHook(BaseHook):
 
     The sync client is built from ``get_connection`` in a worker; the async one from
     ``aget_connection`` inside a trigger, so a trigger carries only the connection id.
+
+    :param conn_id: The Airflow connection to read; the hook's ``default_conn_name`` when None.
+    :param retry: How failed requests are retried (``airflow_provider_ingest.http.RetryPolicy``);
+        the default retries 429, 502, 503, 504 and connection errors up to 5 tries with
+        exponential backoff, honouring ``Retry-After``.
+    :param timeouts: Connect and read timeouts (``airflow_provider_ingest.http.Timeouts``); the
+        default is 10 s to connect and 60 s to read.
     """
 
     conn_name_attr = "conn_id"

@@ -7,8 +7,9 @@ from typing import Any
 from airflow.sdk import Connection
 
 from airflow_provider_ingest.auth import OAuthClientCredentials
+from airflow_provider_ingest.exceptions import IngestApiError
 from airflow_provider_ingest.hooks.base import IngestHttpHook
-from airflow_provider_ingest.http import Auth
+from airflow_provider_ingest.http import Auth, needs
 from airflow_provider_ingest.jobs import JobSnapshot, StatusTable
 
 EGAIN_STATUSES = StatusTable.of(
@@ -17,6 +18,7 @@ EGAIN_STATUSES = StatusTable.of(
     running={"scheduled", "in progress"},
 )
 DEFAULT_SCOPE = "knowledge.contentmgr.manage"
+STATUS_REPLY = needs("status")  # a status reply without one is malformed, not an unknown status
 API_PREFIX = "knowledge/contentmgr/v4"
 
 
@@ -74,11 +76,21 @@ class EgainHook(IngestHttpHook):
     def _start(self, path: str, body: dict[str, Any]) -> str:
         response = self.client.request("POST", path, json=body)
         location = response.headers.get("location")
-        if response.status_code != 202 or not location:
-            raise ValueError(
-                f"eGain POST {path}: expected 202 with a location header, got {response.status_code}"
-            )
-        return job_id_from_location(location)
+        try:
+            if response.status_code != 202 or not location:
+                raise ValueError(f"expected 202 with a location header, got {response.status_code}")
+            return job_id_from_location(location)
+        except ValueError as exc:
+            # The server accepted the call but its reply does not name the job: the outcome of the
+            # start is unknown (IngestApiError.outcome_unknown), not a bad input.
+            raise IngestApiError(
+                self.service,
+                "POST",
+                self.client.endpoint(self.client.url(path)),
+                response.status_code,
+                str(exc),
+                "MalformedReply",
+            ) from None
 
     def start_import(self, body: dict[str, Any]) -> str:
         """Start an import (body: ``dataSource``, ``operation``, optional ``scheduleTime``); the job id."""
@@ -89,14 +101,15 @@ class EgainHook(IngestHttpHook):
         return self._start("import/content/validate", {"dataSource": data_source})
 
     def get_status(self, job_id: str) -> dict[str, Any]:
-        return self.client.json("GET", f"import/content/{job_id}/status")
+        return self.client.json("GET", f"import/content/{job_id}/status", shape=STATUS_REPLY)
 
     def job_snapshot(self, job_id: str) -> JobSnapshot:
         return egain_snapshot(job_id, self.get_status(job_id))
 
     async def ajob_snapshot(self, job_id: str) -> JobSnapshot:
-        body = await (await self.aclient()).json("GET", f"import/content/{job_id}/status")
-        return egain_snapshot(job_id, body or {})
+        client = await self.aclient()
+        body = await client.json("GET", f"import/content/{job_id}/status", shape=STATUS_REPLY)
+        return egain_snapshot(job_id, body)
 
     # Canceling twice is harmless: a lost reply may be retried.
     def cancel_job(self, job_id: str) -> None:

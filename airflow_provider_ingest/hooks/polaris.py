@@ -11,9 +11,12 @@ from airflow.sdk import Connection
 
 from airflow_provider_ingest.exceptions import IngestApiError
 from airflow_provider_ingest.hooks.base import IngestHttpHook
-from airflow_provider_ingest.http import Auth, StaticAuth
+from airflow_provider_ingest.http import Auth, StaticAuth, needs
 from airflow_provider_ingest.jobs import JobSnapshot, JobState, StatusTable
 
+# What a job (status) reply must hold; a ``null``, a list or an error object in a 2xx is a malformed
+# reply, retried and then reported naming what was missing.
+JOB_REPLY = needs("id", "executionStatus")
 POLARIS_STATUSES = StatusTable.of(
     succeeded={"completed"},
     failed={"failed", "canceled"},
@@ -49,6 +52,20 @@ def polaris_snapshot(job: dict[str, Any]) -> JobSnapshot:
 def _same_source(a: dict[str, Any], b: dict[str, Any]) -> bool:
     keys = ("connectionName", "uris", "prefixes", "objects", "pattern")
     return all(a.get(k) == b.get(k) for k in keys)
+
+
+def created_at(job: dict[str, Any]) -> float | None:
+    """A job's ``createdTimestamp`` (ISO 8601, nanoseconds allowed) as epoch seconds, or None."""
+    try:
+        created = datetime.fromisoformat(str(job.get("createdTimestamp") or ""))
+    except ValueError:
+        return None
+    return (created if created.tzinfo else created.replace(tzinfo=UTC)).timestamp()
+
+
+# The Jobs v1 list is paged (``paginationLimit`` 1..1000, default 100): the pages a search for a
+# lost job reads at most before giving up (the newest jobs come first, so this is rarely reached).
+MAX_LIST_PAGES = 10
 
 
 class PolarisHook(IngestHttpHook):
@@ -88,26 +105,107 @@ class PolarisHook(IngestHttpHook):
 
     # jobs
     def create_job(self, spec: dict[str, Any]) -> dict[str, Any]:
-        return self.client.json("POST", "jobs", json=spec)
+        """Create a job. A 2xx reply without a readable ``id`` (garbled, cut, not the job) is a
+        malformed reply: ``IngestApiError.outcome_unknown``, so the caller looks for the job."""
+        return self.client.json("POST", "jobs", json=spec, shape=needs("id"))
 
-    def list_jobs(self) -> list[dict[str, Any]]:
-        return (self.client.json("GET", "jobs") or {}).get("values", [])
+    def list_jobs(
+        self,
+        *,
+        table_name: str | None = None,
+        job_type: str | None = None,
+        sort_column: str | None = None,
+        sort_order: str = "DESC",
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """One page of job summaries and whether more follow (``moreResultsAvailable``).
 
-    def find_started_job(self, spec: dict[str, Any], since: datetime) -> dict[str, Any] | None:
-        """The newest job created from ``spec`` at or after ``since``: after a start call whose reply
-        was lost, the job it created, if any, so the caller adopts it instead of starting another."""
-        for job in self.list_jobs():  # newest first
-            created = datetime.fromisoformat(str(job.get("createdTimestamp", "")).replace("Z", "+00:00")[:26])
-            if created.tzinfo is None:
-                created = created.replace(tzinfo=UTC)
-            if created < since:
-                return None
-            if job.get("target") == spec["target"] and _same_source(job.get("source") or {}, spec["source"]):
-                return job
+        Parameters as polaris-sdk's ``jobs.list_jobs`` sends them: ``targetTableName``, ``type``,
+        ``sortColumn`` / ``sortOrder``, ``paginationLimit`` / ``paginationOffset``. Without a sort the
+        API orders by ``last_updated_date_time`` DESC. A summary's ``source`` holds only its type and
+        connection name, not the objects it reads (``get_job`` has those)."""
+        params: dict[str, Any] = {"paginationLimit": limit, "paginationOffset": offset}
+        if table_name is not None:
+            params["targetTableName"] = table_name
+        if job_type is not None:
+            params["type"] = job_type
+        if sort_column is not None:
+            params.update(sortColumn=sort_column, sortOrder=sort_order)
+        reply = self.client.json("GET", "jobs", params=params, shape=needs("values"))
+        values = reply["values"]
+        if not isinstance(values, list):
+            raise IngestApiError(
+                self.service,
+                "GET",
+                self.client.endpoint(self.client.url("jobs")),
+                200,
+                "the reply's 'values' is not a list",
+                "MalformedReply",
+            )
+        return values, bool(reply.get("moreResultsAvailable"))
+
+    def jobs_created_since(self, table_name: str, since: float) -> list[dict[str, Any]]:
+        """Summaries of the batch jobs into ``table_name`` created at or after ``since`` (epoch
+        seconds), newest first: sorted by creation server-side, paged until an older one shows."""
+        found: list[dict[str, Any]] = []
+        for page in range(MAX_LIST_PAGES):
+            values, more = self.list_jobs(
+                table_name=table_name,
+                job_type="batch",
+                sort_column="created_date_time",
+                sort_order="DESC",
+                limit=100,
+                offset=page * 100,
+            )
+            for job in values:
+                created = created_at(job)
+                if created is not None and created < since:
+                    return found
+                found.append(job)
+            if not more:
+                break
+        return found
+
+    def find_started_job(
+        self,
+        spec: dict[str, Any],
+        called_at: float,
+        *,
+        replaces: str | None = None,
+        clock_skew: float = 60.0,
+    ) -> dict[str, Any] | None:
+        """The job a start call for ``spec`` made at ``called_at`` (epoch seconds, the worker's
+        clock) created, if any: the caller adopts it instead of starting another.
+
+        A candidate targets the same table, reads the same source (connection and objects) and was
+        created at or after the call, give or take ``clock_skew`` between worker and API. Never the
+        job this try replaces, and never a failed or canceled job created before the call (within
+        the skew window that can only be an earlier job, not the one this call just made). The
+        job created first after the call wins: a later identical one is someone else's."""
+        target, source = spec["target"], spec["source"]
+        after, within_skew = [], []
+        for summary in self.jobs_created_since(target["tableName"], called_at - clock_skew):
+            if summary.get("id") in (None, replaces) or summary.get("target") != target:
+                continue
+            if (summary.get("source") or {}).get("connectionName") != source.get("connectionName"):
+                continue
+            job = self.get_job(summary["id"])  # the summary does not name the objects read
+            if not _same_source(job.get("source") or {}, source):
+                continue
+            created = created_at(job) or 0.0
+            if created >= called_at:
+                after.append((created, job))
+            elif POLARIS_STATUSES.state_of(job.get("executionStatus")) is not JobState.FAILED:
+                within_skew.append((created, job))
+        if after:
+            return min(after, key=lambda pair: pair[0])[1]
+        if within_skew:
+            return max(within_skew, key=lambda pair: pair[0])[1]
         return None
 
     def get_job(self, job_id: str) -> dict[str, Any]:
-        return self.client.json("GET", f"jobs/{job_id}")
+        return self.client.json("GET", f"jobs/{job_id}", shape=JOB_REPLY)
 
     def get_job_metrics(self, job_id: str) -> dict[str, Any]:
         return (self.client.json("GET", f"jobs/{job_id}/metrics") or {}).get("totals", {})
@@ -116,7 +214,7 @@ class PolarisHook(IngestHttpHook):
         return polaris_snapshot(self.get_job(job_id))
 
     async def ajob_snapshot(self, job_id: str) -> JobSnapshot:
-        return polaris_snapshot(await (await self.aclient()).json("GET", f"jobs/{job_id}"))
+        return polaris_snapshot(await (await self.aclient()).json("GET", f"jobs/{job_id}", shape=JOB_REPLY))
 
     def cancel_job(self, job_id: str) -> None:
         self.client.json("PUT", f"jobs/{job_id}", json={"desiredExecutionStatus": "canceled"})

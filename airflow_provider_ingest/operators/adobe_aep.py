@@ -16,7 +16,8 @@ from airflow.sdk import Context
 
 from airflow_provider_ingest.hooks.adobe_aep import DEFAULT_CHUNK, AdobeAepHook
 from airflow_provider_ingest.jobs import JobSnapshot
-from airflow_provider_ingest.operators.base import IngestJobOperator
+from airflow_provider_ingest.lineage import AdobeAepLineage
+from airflow_provider_ingest.operators.base import NOTHING_STARTED, IngestJobOperator
 from airflow_provider_ingest.parquet_convert import BLOCK_SIZE, check_xdm_subset, convert_to_parquet
 from airflow_provider_ingest.schema_inference import sample_schema
 from airflow_provider_ingest.triggers.adobe_aep import AdobeAepBatchTrigger
@@ -46,9 +47,14 @@ class _Stoppable:
 
 INPUT_FORMATS = {"csv": "csv", "json": "nd-json", "parquet": "parquet"}  # ours -> schema sampler's
 BATCH_KEY = "aep_batch_id"
+# The task's latest batch: {"batch_id", "complete_sent", "summary"}, written when it is created and
+# again before COMPLETE is sent. Its id becomes the task's job (re-attached to by a retry) only
+# once COMPLETE was sent; the summary (at most the 1,500 file names of an AEP batch) is the
+# result a retry that re-attaches returns.
+LOADING_KEY = f"{BATCH_KEY}.loading"
 
 
-class S3ToAdobeAepOperator(IngestJobOperator):
+class S3ToAdobeAepOperator(AdobeAepLineage, IngestJobOperator):
     """Load S3 objects into the AEP dataset ``dataset_id`` as one batch, then wait for it.
 
     ``s3_prefix`` (every object under it) or ``s3_keys`` (``s3://`` URIs) select the input;
@@ -61,13 +67,46 @@ class S3ToAdobeAepOperator(IngestJobOperator):
     the large-file API in ``chunk_size`` pieces. Any failure before COMPLETE, and ``on_kill``,
     abort the batch, so nothing half-written is promoted.
 
+    Retries and kills: the batch is recorded in ``task_state_store`` when created, and "COMPLETE
+    sent" before COMPLETE is sent. A retry after COMPLETE waits for that batch (Catalog may say
+    ``loading`` for a while); a retry before it aborts the batch and starts over. When the create
+    call's reply is lost, the batch it made is found in Catalog's list and aborted before a new one
+    is made (see ``find_started``). A file outside the dataset's XDM schema fails without retries.
+
     Returns ``{"batch_id", "files", "rows", "bytes"}``.
+
+    :param dataset_id: The AEP dataset to load (templated).
+    :param s3_prefix: ``s3://bucket/prefix``: every object under it is loaded (templated). Give
+        exactly one of ``s3_prefix`` and ``s3_keys``.
+    :param s3_keys: ``s3://bucket/key`` URIs of the objects to load (templated).
+    :param input_format: ``csv``, ``json`` (JSON lines) or ``parquet`` (templated).
+    :param file_name_template: The name of each uploaded file, with ``{stem}`` (the key's base
+        name without extension) and/or ``{index}`` (its position) (templated).
+    :param validate_schema: Check every file's columns against the dataset's XDM schema before
+        the batch is created.
+    :param small_file_max_bytes: Files up to this size go in one PUT; larger ones through the
+        large-file API.
+    :param chunk_size: Bytes per chunk of the large-file API (one chunk is held in memory).
+    :param block_size: Bytes pyarrow reads per block when converting CSV or JSON lines; bounds
+        the worker's memory.
+    :param adobe_aep_conn_id: The Airflow connection to Adobe Experience Platform.
+    :param aws_conn_id: The Airflow AWS connection used to read the objects.
     """
 
     hook_class = AdobeAepHook
     trigger_class = AdobeAepBatchTrigger
     external_id_key = BATCH_KEY
-    template_fields = ("s3_prefix", "s3_keys", "dataset_id", "input_format", "file_name_template")
+    how_to_check = "Experience Platform's dataset activity (the dataset's batches, status loading)"
+    start_clock_skew = 60.0  # seconds between worker and Catalog clocks allowed when listing batches
+    template_fields = (
+        "s3_prefix",
+        "s3_keys",
+        "dataset_id",
+        "input_format",
+        "file_name_template",
+        "small_file_max_bytes",
+        "chunk_size",
+    )
 
     def __init__(
         self,
@@ -177,6 +216,7 @@ class S3ToAdobeAepOperator(IngestJobOperator):
         # one while the previous uploads. Uploads stay in order, one at a time; at most two
         # temporary files exist. A failure or kill sets the stop, and staging ends at its next read.
         stop = self._stop_staging = threading.Event()
+        store = self.ledger(context).store
         batch_id = None
         rows = size = 0
         # Exit order matters: the pool (waiting for the staging thread) before the files close.
@@ -190,8 +230,14 @@ class S3ToAdobeAepOperator(IngestJobOperator):
                 ahead = stage(0)
                 if self.validate_schema:
                     self.check_schemas(objects)  # before the batch exists: nothing to clean up on a mismatch
-                batch_id = self.hook.create_batch(self.dataset_id)
+                # The intent stays pending until the batch id is stored as the task's job (after
+                # COMPLETE): a try that dies before that leaves it, and the retry's find_started
+                # settles the batch (wait for it after COMPLETE, abort it before).
+                request = {"datasetId": self.dataset_id, "files": names}
+                create = lambda: self.hook.create_batch(self.dataset_id)  # noqa: E731
+                batch_id = self.start_call(context, request, create)
                 self.job_id = batch_id
+                store.set(LOADING_KEY, {"batch_id": batch_id, "complete_sent": False})
                 self.log.info("Created AEP batch %s for dataset %s", batch_id, self.dataset_id)
                 for index, ((bucket, key), name) in enumerate(zip(objects, names, strict=True)):
                     local, staged = ahead
@@ -219,6 +265,10 @@ class S3ToAdobeAepOperator(IngestJobOperator):
                         rows_in_file,
                         file_size,
                     )
+                self.summary = {"batch_id": batch_id, "files": names, "rows": rows, "bytes": size}
+                # Recorded before it is sent: a retry after this waits for the batch (Catalog may
+                # show "loading" for a while) instead of loading the data again.
+                store.set(LOADING_KEY, {"batch_id": batch_id, "complete_sent": True, "summary": self.summary})
                 self.hook.complete_batch(batch_id)
             except BaseException:
                 stop.set()
@@ -226,24 +276,71 @@ class S3ToAdobeAepOperator(IngestJobOperator):
                     self.log.warning("Aborting AEP batch %s: it failed before COMPLETE", batch_id)
                     self.hook.abort_batch(batch_id)
                 raise
-        self.summary = {"batch_id": batch_id, "files": names, "rows": rows, "bytes": size}
         if ti := context.get("ti"):
             ti.xcom_push(key="upload_summary", value=self.summary)
         return batch_id
+
+    def find_started(self, intent: dict[str, Any], context: Context) -> Any:
+        """Settle a batch an earlier try (or this one, when the create reply was lost) left behind.
+
+        - The batch is known (its create answered) and COMPLETE was sent: adopt it and wait.
+        - Known, COMPLETE not sent: it will never be completed; abort it and start over.
+        - Unknown (the create's reply was lost, or the worker died during the call): Catalog lists
+          this dataset's ``loading`` batches created since the call (by this client, less the one
+          a retry replaces). One: that call's batch; it is aborted and a new one made. Adopting it
+          instead would need to know it is empty, which Catalog does not show for a batch still
+          loading, and filling a batch someone else opened would mix their files with ours;
+          aborting a wrong one fails loudly and its owner's retry recovers. None: nothing of that
+          call is left. Several: which one is ours cannot be told, so none is touched and the task
+          fails without retrying (``resubmit_on_unknown_start=True`` starts a new batch anyway).
+        """
+        store = self.ledger(context).store
+        record = store.get(LOADING_KEY)
+        if isinstance(record, dict) and record.get("batch_id") not in (None, intent.get("replaces")):
+            batch_id = record["batch_id"]
+            if record.get("complete_sent"):
+                self.summary = record.get("summary") or {}
+                self.log.warning("AEP batch %s was signaled COMPLETE before the worker stopped", batch_id)
+                return batch_id
+            self.abort_left_behind(batch_id, "its uploads were cut before COMPLETE")
+            store.set(LOADING_KEY, None)
+            return NOTHING_STARTED
+        if not isinstance(intent.get("at"), int | float):
+            return None
+        since_ms = int((intent["at"] - self.start_clock_skew) * 1000)
+        client_id = self.hook.client_id
+        lost = [
+            batch
+            for batch in self.hook.list_batches(self.dataset_id, created_after_ms=since_ms, status="loading")
+            if batch["id"] != intent.get("replaces") and batch.get("createdClient") in (None, client_id)
+        ]
+        if len(lost) > 1:
+            self.log.warning(
+                "AEP batches %s of dataset %s are all loading since the lost call; not touching any",
+                ", ".join(b["id"] for b in lost),
+                self.dataset_id,
+            )
+            return None
+        for batch in lost:
+            self.abort_left_behind(batch["id"], "the reply that named it was lost")
+        return NOTHING_STARTED
+
+    def abort_left_behind(self, batch_id: str, why: str) -> None:
+        self.log.warning("Aborting AEP batch %s left by an earlier attempt (%s)", batch_id, why)
+        self.hook.abort_batch(batch_id)
 
     def on_kill(self) -> None:
         if stop := getattr(self, "_stop_staging", None):
             stop.set()
         super().on_kill()
 
-    def get_job_status(self, external_id: Any, context: Context) -> str:
-        # A batch still "loading" on a retry lost its uploader with the previous try: it will never
-        # be completed, so it counts as failed and a fresh batch is made.
-        status = self.hook.get_batch(external_id).get("status", "").lower()
-        return "failed" if status == "loading" else super().get_job_status(external_id, context)
-
     def job_result(self, job_id: Any, snapshot: JobSnapshot | None, context: Context) -> Any:
         summary = self.summary
-        if not summary and (ti := context.get("ti")):  # resumed after deferral: pushed before
-            summary = ti.xcom_pull(task_ids=ti.task_id, key="upload_summary") or {}
+        if not summary:  # resumed after deferral, or a retry re-attached: recorded before COMPLETE
+            record = self.ledger(context).store.get(LOADING_KEY) or {}
+            summary = record.get("summary") if record.get("batch_id") == job_id else None
+        if not summary and (ti := context.get("ti")):
+            # this map index's own summary (a mapped task's pull would otherwise get every index's)
+            summary = ti.xcom_pull(task_ids=ti.task_id, key="upload_summary", map_indexes=ti.map_index) or {}
+        summary = summary or {}
         return {"batch_id": job_id, **{k: summary.get(k) for k in ("files", "rows", "bytes")}}

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 
-from airflow_provider_ingest.exceptions import IngestApiError
 from airflow_provider_ingest.hooks.polaris import PolarisHook
 from airflow_provider_ingest.jobs import JobSnapshot
+from airflow_provider_ingest.lineage import PolarisLineage
 from airflow_provider_ingest.operators.base import IngestJobOperator
 from airflow_provider_ingest.schema_inference import default_mappings, infer_input_schema
 from airflow_provider_ingest.triggers.polaris import PolarisJobTrigger
@@ -41,6 +40,14 @@ class PolarisEnsureS3ConnectionOperator(BaseOperator):
 
     Idempotent: reruns reuse the connection; a same-named connection with other settings fails,
     naming the fields that differ, rather than ingesting from the wrong bucket. Returns the name.
+
+    :param name: Name of the Polaris connection (templated); jobs refer to it as ``connection_name``.
+    :param bucket: The S3 bucket Polaris reads (templated).
+    :param aws_assumed_role_arn: The IAM role Polaris assumes to read the bucket,
+        ``arn:aws:iam::<account>:role/<name>`` (templated).
+    :param aws_endpoint: The S3 endpoint of the bucket's region (templated).
+    :param prefix: Only keys under this prefix are readable through the connection (templated).
+    :param polaris_conn_id: The Airflow connection to Polaris.
     """
 
     template_fields = ("name", "bucket", "prefix", "aws_endpoint", "aws_assumed_role_arn")
@@ -103,19 +110,56 @@ class PolarisEnsureS3ConnectionOperator(BaseOperator):
         return self.name
 
 
-class PolarisStartIngestionJobOperator(IngestJobOperator):
+class PolarisStartIngestionJobOperator(PolarisLineage, IngestJobOperator):
     """Start a Polaris batch ingestion job from S3 into ``table_name`` and, by default, wait for it.
 
     The source names exactly one of ``uris`` / ``prefixes`` / ``objects`` / ``pattern``. Without an
     ``input_schema`` the operator infers one from the first selected object (nd-json, csv, parquet)
     and, without ``mappings``, maps every column as itself and ``__time`` from ``time_column``.
 
+    Polaris takes no idempotency key. When the start call's reply is lost or unreadable (or the
+    worker dies during it), the job is looked for in the jobs list (newest created first, this
+    table, batch jobs) and adopted if one reading the same source was created after the call;
+    never the failed job a retry replaces. If none is found the task fails without retrying unless
+    ``resubmit_on_unknown_start=True``.
+
     Returns the job id; the job's row totals are pushed as the XCom ``metrics``.
+
+    :param table_name: The Polaris table to load (templated).
+    :param connection_name: The Polaris S3 connection to read through (templated), e.g. the name
+        ``PolarisEnsureS3ConnectionOperator`` returns.
+    :param uris: ``s3://bucket/key`` URIs of the objects to read (templated). Give exactly one of
+        ``uris``, ``prefixes``, ``objects`` and ``pattern``.
+    :param prefixes: Key prefixes in the connection's bucket; every object under them is read
+        (templated).
+    :param objects: Keys in the connection's bucket (templated).
+    :param pattern: A glob over the keys in the connection's bucket, e.g. ``events/*.json.gz``
+        (templated).
+    :param format_settings: Polaris ``formatSettings`` (templated): ``format`` is one of
+        ``nd-json``, ``csv``, ``parquet``, ``orc``, ``avro_ocf``; TSV is ``csv`` with
+        ``"delimiter": "\\t"``. ``None`` means ``{"format": "nd-json"}``.
+    :param input_schema: The job's ``inputSchema``, a list of ``{"name", "dataType"}``
+        (``string``, ``long``, ``double``, ``float``, ``json``) (templated). ``None`` infers it
+        from the first selected object (``nd-json``, ``csv`` and ``parquet`` only; gzip is read).
+    :param mappings: The job's ``mappings``, a list of ``{"columnName", "expression"}`` that must
+        map ``__time`` (templated). ``None`` maps every input column as itself and ``__time`` from
+        ``time_column``.
+    :param ingestion_mode: ``append`` or ``replace`` (templated).
+    :param create_table_if_not_exists: Let the job create ``table_name``.
+    :param time_column: The input column ``__time`` is parsed from when ``mappings`` is ``None``:
+        ``TIME_PARSE`` for strings, ``MILLIS_TO_TIMESTAMP`` for longs.
+    :param polaris_conn_id: The Airflow connection to Polaris.
+    :param aws_conn_id: The Airflow AWS connection used to read the sample object for schema
+        inference (Polaris itself reads through its own connection's role).
     """
 
     hook_class = PolarisHook
     trigger_class = PolarisJobTrigger
     external_id_key = "polaris_job_id"
+    how_to_check = "the Polaris jobs list (Jobs, filtered by the target table)"
+    # seconds of clock difference between worker and Polaris allowed when matching a job's
+    # createdTimestamp against the time of the start call
+    start_clock_skew = 60.0
     template_fields = (
         "table_name",
         "connection_name",
@@ -274,20 +318,27 @@ class PolarisStartIngestionJobOperator(IngestJobOperator):
 
     def submit(self, context: Context) -> str:
         spec = self.job_spec()
-        # Polaris takes no idempotency key; allow for clock skew between worker and API.
-        sent_at = datetime.now(UTC) - timedelta(minutes=5)
-        try:
-            return self.hook.create_job(spec)["id"]
-        except IngestApiError as exc:
-            if exc.status is not None:
-                raise
-            # The request went out but the reply was lost: the job may exist. Adopt it rather
-            # than fail (a retry would start a second one) or resend blindly.
-            job = self.hook.find_started_job(spec, since=sent_at)
-            if job is None:
-                raise
-            self.log.warning("Start call lost its reply; adopting job %s created from this spec", job["id"])
-            return job["id"]
+        return self.start_call(context, spec, lambda: self.hook.create_job(spec)["id"])
+
+    def describe_start(self) -> str:
+        chosen = exactly_one(self.descriptors)
+        return f"the batch job into table {self.table_name!r} from {chosen} {self.descriptors[chosen]!r}"
+
+    def find_started(self, intent: dict[str, Any], context: Context) -> str | None:
+        """Polaris takes no idempotency key: after a lost (or unreadable) start reply, look for the
+        job in the list, created after the call (see ``PolarisHook.find_started_job``)."""
+        if not isinstance(intent.get("at"), int | float):
+            return None
+        chosen = exactly_one(self.descriptors)
+        # what identifies the job without re-reading S3 (the schema inference of job_spec)
+        spec = {
+            "target": {"type": "table", "tableName": self.table_name},
+            "source": {"connectionName": self.connection_name, chosen: self.descriptors[chosen]},
+        }
+        job = self.hook.find_started_job(
+            spec, intent["at"], replaces=intent.get("replaces"), clock_skew=self.start_clock_skew
+        )
+        return job["id"] if job else None
 
     def job_result(self, job_id: Any, snapshot: JobSnapshot | None, context: Context) -> Any:
         if self.wait_for_completion:

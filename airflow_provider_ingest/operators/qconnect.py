@@ -20,6 +20,7 @@ from airflow.sdk import Context, ResumableJobMixin
 from airflow_provider_ingest.hooks.qconnect import IMPORT_JOB_STATUSES, QConnectHook
 from airflow_provider_ingest.http import ApiClient, mask
 from airflow_provider_ingest.jobs import JobState
+from airflow_provider_ingest.lineage import QConnectLineage
 from airflow_provider_ingest.operators.base import default_deferrable
 from airflow_provider_ingest.sensors.qconnect import check_import_job
 from airflow_provider_ingest.triggers.qconnect import QConnectImportJobTrigger
@@ -78,7 +79,7 @@ class _S3Upload:
         return self.size
 
 
-class QConnectImportQuickResponsesOperator(ResumableJobMixin, AwsBaseOperator[QConnectHook]):
+class QConnectImportQuickResponsesOperator(QConnectLineage, ResumableJobMixin, AwsBaseOperator[QConnectHook]):
     """Upload the quick-responses CSV at ``s3_key`` to a knowledge base and import it.
 
     The CSV is checked before any Q in Connect call (exists, not empty, UTF-8, a header naming at
@@ -87,6 +88,21 @@ class QConnectImportQuickResponsesOperator(ResumableJobMixin, AwsBaseOperator[QC
     runs with a ``clientToken`` derived from the DAG run, task and file, so a retried task gets the
     same import job back rather than a second one. The upload id is kept in ``task_state_store``
     so a retry reuses the upload the token was first sent with. Returns the import job id.
+
+    :param s3_key: The CSV, as ``s3://bucket/key`` or, with ``s3_bucket``, as a key (templated).
+    :param knowledge_base_id: The id or ARN of a ``QUICK_RESPONSES`` knowledge base (templated).
+    :param s3_bucket: The bucket, when ``s3_key`` is a key rather than a URI (templated).
+    :param metadata: Up to 10 string pairs attached to the import job (templated).
+    :param external_source_configuration: ``{"source": "AMAZON_CONNECT", "configuration":
+        {"connectConfiguration": {"instanceId": ...}}}`` (templated).
+    :param wait_for_completion: Wait until the import job ends, and fail the task when it fails.
+    :param deferrable: Wait in the triggerer instead of holding a worker slot. The default is
+        Airflow's ``[operators] default_deferrable`` setting (``False`` unless configured).
+    :param poll_interval: Seconds between two status reads while waiting.
+    :param timeout: Seconds the wait may last. Import jobs cannot be canceled through the API,
+        so a job still running then is left running.
+    :param presigned_url_ttl_minutes: How long the upload URL Q in Connect hands out stays valid,
+        1 to 60 minutes.
     """
 
     aws_hook_class = QConnectHook

@@ -17,6 +17,7 @@ from airflow.sdk import BaseOperator, Context
 from airflow_provider_ingest.exceptions import IngestJobFailed
 from airflow_provider_ingest.hooks.zeta_alpha import ZetaAlphaHook, s3_document_id
 from airflow_provider_ingest.jobs import JobSnapshot
+from airflow_provider_ingest.lineage import ZetaAlphaLineage
 from airflow_provider_ingest.operators.base import IngestJobOperator
 from airflow_provider_ingest.triggers.zeta_alpha import ZetaAlphaDocumentsTrigger
 from airflow_provider_ingest.validation import (
@@ -157,7 +158,7 @@ def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
         yield items[start : start + size]
 
 
-class S3ToZetaAlphaOperator(IngestJobOperator):
+class S3ToZetaAlphaOperator(ZetaAlphaLineage, IngestJobOperator):
     """Ingest every object under ``s3_prefix`` as one Zeta Alpha document, then wait until indexed.
 
     ``document_id`` is the sha1 of the object's ``s3://bucket/key`` URI (the API's only format), so
@@ -172,6 +173,28 @@ class S3ToZetaAlphaOperator(IngestJobOperator):
     and documents of the content source whose object is gone are deleted.
 
     Returns ``{"document_ids", "sent", "skipped", "deleted", "statuses"}``.
+
+    :param s3_prefix: ``s3://bucket/prefix``: every object under it becomes one document (templated).
+    :param content_source_id: The content source the documents belong to (templated); required
+        with ``sync=True``, where it scopes what may be deleted.
+    :param allow_access_rights: Access rights of every document, e.g. ``[{"name": "public"}]``
+        (templated).
+    :param custom_metadata: Metadata added to every document (templated).
+    :param content_mode: ``inline`` sends the bytes (text as ``plain_text_string``, other types as
+        ``base64_string``); ``url`` sends a presigned S3 GET URL (templated).
+    :param sync: Mirror the folder: skip unchanged objects and delete the content source's
+        documents whose object is gone.
+    :param batch_max_documents: Documents per batch request.
+    :param batch_max_bytes: Estimated request bytes per batch (at least 1024); an object larger
+        than one batch fails as a document error (use ``url`` mode for it).
+    :param max_in_flight: Batch requests sent concurrently.
+    :param url_expires_in: Seconds a presigned URL stays valid in ``url`` mode (at most 7 days).
+    :param etag_metadata_key: The ``custom_metadata`` key that records the object's ETag, which
+        ``sync`` compares; ``None`` for an index whose schema does not declare it (then
+        ``last_updated_at`` is compared).
+    :param zeta_alpha_conn_id: The Airflow connection to Zeta Alpha.
+    :param aws_conn_id: The Airflow AWS connection used to list and read the objects (and presign
+        their URLs).
     """
 
     hook_class = ZetaAlphaHook
@@ -385,7 +408,7 @@ class S3ToZetaAlphaOperator(IngestJobOperator):
     def job_result(self, job_id: Any, snapshot: JobSnapshot | None, context: Context) -> Any:
         summary = self.summary
         if not summary and (ti := context.get("ti")):  # resumed after deferral: pushed before
-            summary = ti.xcom_pull(task_ids=ti.task_id, key="ingest_summary") or {}
+            summary = ti.xcom_pull(task_ids=ti.task_id, key="ingest_summary", map_indexes=ti.map_index) or {}
         return {
             "document_ids": job_id,
             **{k: summary.get(k) for k in ("sent", "skipped", "deleted")},
@@ -399,6 +422,16 @@ class ZetaAlphaUpdateAccessRightsOperator(BaseOperator):
     Give either ``documents`` (``[{"document_id", "allow_access_rights"}]``) or ``document_ids``
     with one ``allow_access_rights`` list for all of them. Documents the API rejects fail the
     task at the end, after every batch was sent. Returns ``{"updated": n}``.
+
+    :param documents: ``[{"document_id", "allow_access_rights"}]``, each with its own rights
+        (templated).
+    :param document_ids: Document ids (sha1 hex) that all get ``allow_access_rights`` (templated).
+    :param allow_access_rights: The rights for every id in ``document_ids`` (templated); not
+        allowed with ``documents``.
+    :param content_source_id: The content source of the documents (templated).
+    :param batch_max_documents: Documents per batch request.
+    :param max_in_flight: Batch requests sent concurrently.
+    :param zeta_alpha_conn_id: The Airflow connection to Zeta Alpha.
     """
 
     template_fields = ("documents", "document_ids", "allow_access_rights", "content_source_id")

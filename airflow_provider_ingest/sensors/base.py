@@ -16,7 +16,18 @@ MAX_WAIT_SECONDS = 365 * 86400.0
 
 
 class IngestJobSensor(BaseSensorOperator):
-    """Subclasses set ``hook_class`` and ``trigger_class``; ``job_id`` is templated."""
+    """Wait for one remote job, by poking or in the triggerer; never cancels the job.
+
+    Subclasses set ``hook_class`` and ``trigger_class``; ``job_id`` is templated. The wait lasts
+    at most ``timeout`` (Airflow's sensor argument); the task returns the job's final details.
+
+    :param job_id: The id of the job to wait for (templated).
+    :param conn_id: The Airflow connection of the service (subclasses take it as
+        ``<service>_conn_id`` with the service's default connection id).
+    :param deferrable: Wait in the triggerer instead of holding a worker slot. The default is
+        Airflow's ``[operators] default_deferrable`` setting (``False`` unless configured).
+    :param poll_interval: Seconds between two status reads (also the sensor's ``poke_interval``).
+    """
 
     hook_class: ClassVar[type]
     trigger_class: ClassVar[type]

@@ -3,12 +3,17 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_ingest.hooks.egain import EgainHook, job_id_from_location
+from airflow_provider_ingest.lineage import EgainSensorLinks
 from airflow_provider_ingest.sensors.base import IngestJobSensor
 from airflow_provider_ingest.triggers.egain import EgainImportJobTrigger
 
 
-class EgainImportJobSensor(IngestJobSensor):
-    """Waits for an eGain import job, given its id or the ``location`` the start call returned."""
+class EgainImportJobSensor(EgainSensorLinks, IngestJobSensor):
+    """Waits for an eGain import job, given its id or the ``location`` the start call returned.
+
+    :param job_id: The import job id, or the ``location`` path the start call returned (templated).
+    :param egain_conn_id: The Airflow connection to eGain.
+    """
 
     hook_class = EgainHook
     trigger_class = EgainImportJobTrigger

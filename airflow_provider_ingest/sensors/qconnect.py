@@ -9,6 +9,7 @@ from airflow.sdk import Context
 from airflow_provider_ingest.exceptions import IngestJobFailed
 from airflow_provider_ingest.hooks.qconnect import IMPORT_JOB_STATUSES, QConnectHook
 from airflow_provider_ingest.jobs import JobState
+from airflow_provider_ingest.lineage import QConnectSensorLinks
 from airflow_provider_ingest.operators.base import default_deferrable
 from airflow_provider_ingest.triggers.qconnect import QConnectImportJobTrigger
 
@@ -22,8 +23,15 @@ def check_import_job(hook: QConnectHook, job: dict[str, Any]) -> bool:
     return state is JobState.SUCCEEDED
 
 
-class QConnectImportJobSensor(AwsBaseSensor[QConnectHook]):
-    """Waits for an import job to be COMPLETE; a FAILED job raises with its failed records."""
+class QConnectImportJobSensor(QConnectSensorLinks, AwsBaseSensor[QConnectHook]):
+    """Waits for an import job to be COMPLETE; a FAILED job raises with its failed records.
+
+    :param knowledge_base_id: The knowledge base the job imports into (templated).
+    :param import_job_id: The import job id (templated), e.g. the operator's return value.
+    :param deferrable: Wait in the triggerer instead of holding a worker slot. The default is
+        Airflow's ``[operators] default_deferrable`` setting (``False`` unless configured).
+    :param poll_interval: Seconds between two status reads (also the sensor's ``poke_interval``).
+    """
 
     aws_hook_class = QConnectHook
     template_fields = ("knowledge_base_id", "import_job_id", "aws_conn_id", "region_name")

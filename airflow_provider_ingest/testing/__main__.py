@@ -19,7 +19,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--public-host", help="host name in the URLs handed out (default: --host)")
-    parser.add_argument("--env-file", help="write 'export NAME=value' lines here once everything is up")
+    parser.add_argument(
+        "--env-file",
+        help="write 'export NAME=value' lines here once everything is up (e.g. .local/fakes.env; "
+        "it holds the fakes' credentials, so keep it out of the repository)",
+    )
     parser.add_argument(
         "--seed-date",
         action="append",
@@ -38,6 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     env = connection_env(stack.connections())
     lines = [f"export {name}={shlex.quote(value)}" for name, value in env.items()]
     if args.env_file:
+        os.makedirs(os.path.dirname(os.path.abspath(args.env_file)), exist_ok=True)  # e.g. .local/
         tmp = f"{args.env_file}.tmp"
         with open(tmp, "w") as env_file:
             env_file.write("\n".join(lines) + "\n")

@@ -46,7 +46,7 @@ RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 
 class AdobeAepFake(FakeService):
     conn_id = "adobe_aep_default"
-    tunables = ("staging_seconds", "token_ttl")
+    tunables = ("staging_seconds", "token_ttl", "catalog_lag_seconds")
 
     def __init__(
         self,
@@ -57,6 +57,7 @@ class AdobeAepFake(FakeService):
         datasets: dict[str, dict[str, Any]] | None = None,
         staging_seconds: float = 0.5,
         token_ttl: float = 86399.0,
+        catalog_lag_seconds: float = 0.0,
         **kwargs: Any,
     ):
         self.client_id = client_id
@@ -74,6 +75,8 @@ class AdobeAepFake(FakeService):
         }
         self.staging_seconds = staging_seconds
         self.token_ttl = token_ttl
+        # Catalog is eventually consistent: for this long after COMPLETE it still says "loading"
+        self.catalog_lag_seconds = catalog_lag_seconds
         self.tokens: dict[str, float] = {}
         self.batches: dict[str, dict[str, Any]] = {}
         super().__init__(**kwargs)
@@ -149,14 +152,21 @@ class AdobeAepFake(FakeService):
         return errors
 
     def _view(self, batch: dict[str, Any]) -> dict[str, Any]:
-        if batch["status"] == "staging" and time.time() - batch["completed_at"] >= self.staging_seconds:
-            errors = self._validate_files(batch)
-            batch.update(status="failed" if errors else "success", errors=errors)
-            self.record("batch_finished", id=batch["id"], status=batch["status"], rows=batch["rows"])
+        status = batch["status"]
+        if status == "staging":
+            since_complete = time.time() - batch["completed_at"]
+            if since_complete >= self.catalog_lag_seconds + self.staging_seconds:
+                errors = self._validate_files(batch)
+                batch.update(status="failed" if errors else "success", errors=errors)
+                self.record("batch_finished", id=batch["id"], status=batch["status"], rows=batch["rows"])
+                status = batch["status"]
+            elif since_complete < self.catalog_lag_seconds:
+                status = "loading"  # Catalog has not seen the COMPLETE yet
         return {
             "id": batch["id"],
             "imsOrg": self.ims_org_id,
-            "status": batch["status"],
+            "status": status,
+            "createdClient": self.client_id,
             "created": batch["created"],
             "updated": int(time.time() * 1000),
             "relatedObjects": [{"type": "dataSet", "id": batch["datasetId"]}],
@@ -304,6 +314,39 @@ class AdobeAepFake(FakeService):
                         self.record("batch_aborted", id=batch_id)
                     return Response(status_code=200)
             return self.error(400, "400308", "action: COMPLETE or ABORT")
+
+        @app.get(CATALOG + "/batches")
+        async def list_batches(request: Request) -> Response:
+            """Catalog's batch list: a map of id to batch, filtered by ``dataSet``, ``status``,
+            ``createdAfter`` / ``createdBefore`` (epoch ms), ordered by ``orderBy`` (e.g.
+            ``desc:created``), paged by ``limit`` (1..100, 20 when not given) and ``start``."""
+            if denied := self._denied(request):
+                return denied
+            query = request.query_params
+            try:
+                limit = int(query.get("limit", 20))
+                start = int(query.get("start", 0))
+                after = int(query["createdAfter"]) if "createdAfter" in query else None
+                before = int(query["createdBefore"]) if "createdBefore" in query else None
+            except ValueError:
+                return self.error(400, "400310", "limit, start, createdAfter, createdBefore: integers")
+            if not 1 <= limit <= 100 or start < 0:
+                return self.error(400, "400311", "limit: must be 1..100; start: must be >= 0")
+            direction, _, field = query.get("orderBy", "asc:created").rpartition(":")
+            if field not in ("created", "updated") or direction not in ("", "asc", "desc"):
+                return self.error(400, "400312", "orderBy: [asc:|desc:]created or updated")
+            with self.lock:
+                views = [self._view(b) for b in self.batches.values()]
+            views = [
+                v
+                for v in views
+                if query.get("dataSet") in (None, v["relatedObjects"][0]["id"])
+                and query.get("status") in (None, v["status"])
+                and (after is None or v["created"] > after)
+                and (before is None or v["created"] < before)
+            ]
+            views.sort(key=lambda v: v[field], reverse=direction == "desc")
+            return JSONResponse({v["id"]: v for v in views[start : start + limit]})
 
         @app.get(CATALOG + "/batches/{batch_id}")
         async def get_batch(batch_id: str, request: Request) -> Response:

@@ -114,9 +114,8 @@ class EgainFake(FakeService):
                 return "scheduleTime.date: must be an ISO 8601 UTC date-time"
             if when.tzinfo is None:
                 return "scheduleTime.date: must carry a UTC offset"
-            ahead = when.timestamp() - time.time()
-            if ahead < 0 or ahead > 7 * 86400:
-                return "scheduleTime.date: must be in the future and at most 7 days ahead"
+            if when.timestamp() < time.time():  # the document states no upper limit
+                return "scheduleTime.date: must be in the future"
         return None
 
     def _start(self, body: dict[str, Any], job_type: str) -> Response:

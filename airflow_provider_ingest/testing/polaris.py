@@ -35,7 +35,36 @@ USER = {"username": "api-key-pok_fake...test", "userId": "00000000-0000-4000-800
 
 
 def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return _stamp(time.time())
+
+
+def _stamp(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# Jobs v1 list (polaris-sdk ``jobs.list_jobs``): sortable columns, and the keys of a job summary
+# (``BatchJobSummaryResponse``); a summary's source is only its type and connection name.
+SORT_COLUMNS = {
+    "created_date_time": lambda j: j["_created"],
+    "last_updated_date_time": lambda j: j["_updated"],
+    "execution_status": lambda j: j["executionStatus"],
+    "target_table_name": lambda j: j["target"].get("tableName") or "",
+    "type": lambda j: j["type"],
+}
+SUMMARY_KEYS = (
+    "createdBy",
+    "createdTimestamp",
+    "desiredExecutionStatus",
+    "executionStatus",
+    "health",
+    "id",
+    "lastModifiedBy",
+    "lastUpdatedTimestamp",
+    "target",
+    "type",
+    "completedTimestamp",
+    "startedTimestamp",
+)
 
 
 def read_rows(data: bytes, key: str, data_format: str) -> Any:
@@ -70,12 +99,14 @@ class PolarisFake(FakeService):
         *,
         api_key: str = "pok_fake_polaris_test_key_0123456789",
         project_id: str = "test-project",
+        organization: str = "demo.us-east-1.aws",
         pending_seconds: float = 0.5,
         running_seconds: float = 1.0,
         **kwargs: Any,
     ):
         self.api_key = api_key
         self.project_id = project_id
+        self.organization = organization
         self.pending_seconds = pending_seconds
         self.running_seconds = running_seconds
         self.connections: dict[str, dict[str, Any]] = {}
@@ -89,7 +120,8 @@ class PolarisFake(FakeService):
             "conn_type": "imply_polaris",
             "host": self.url,
             "password": self.api_key,
-            "extra": {"project_id": self.project_id},
+            # the organization a real *.api.imply.io host would name (the asset's authority)
+            "extra": {"project_id": self.project_id, "organization": self.organization},
         }
 
     def reset_state(self) -> None:
@@ -98,6 +130,14 @@ class PolarisFake(FakeService):
             self.jobs.clear()
             self.tables.clear()
             self._next_failure = None
+
+    def backdate_job(self, job_id: str, seconds: float) -> None:
+        """Make a job look created (and last updated) ``seconds`` earlier: an older job in the list."""
+        with self.lock:
+            job = self.jobs[job_id]
+            job["_created"] -= seconds
+            job["createdTimestamp"] = _stamp(job["_created"])
+            self._touch(job, job["_updated"] - seconds)
 
     def fail_next_job(self, message: str = "injected job failure") -> None:
         with self.lock:
@@ -230,14 +270,32 @@ class PolarisFake(FakeService):
             )
         self.record("job_finished", id=job["id"], status=job["executionStatus"], rows=rows)
 
+    def _touch(self, job: dict[str, Any], when: float) -> None:
+        job["_updated"] = when
+        job["lastUpdatedTimestamp"] = _stamp(when)
+
     def _advance(self, job: dict[str, Any]) -> dict[str, Any]:
+        """Move the job on by elapsed time; each change stamps the time it happened (not the time
+        it is read), so the list's default order, newest *updated* first, is the service's."""
         if job["executionStatus"] not in TERMINAL:
-            age = time.time() - job["_created"]
-            if age >= self.pending_seconds + self.running_seconds:
-                self._ingest(job)
-            elif age >= self.pending_seconds:
+            started = job["_created"] + self.pending_seconds
+            ended = started + self.running_seconds
+            if time.time() >= started and "startedTimestamp" not in job:
+                job["startedTimestamp"] = _stamp(started)
+                self._touch(job, started)
                 job["executionStatus"] = "running"
+            if time.time() >= ended:
+                self._ingest(job)
+                job["completedTimestamp"] = _stamp(ended)
+                self._touch(job, ended)
         return {k: v for k, v in job.items() if not k.startswith("_")}
+
+    def _summary(self, job: dict[str, Any]) -> dict[str, Any]:
+        public = self._advance(job)
+        summary = {k: public[k] for k in SUMMARY_KEYS if k in public}
+        source = public.get("source") or {}
+        summary["source"] = {"type": source.get("type"), "connectionName": source.get("connectionName")}
+        return summary
 
     # --- routes ---------------------------------------------------------------------------------
     def _denied(self, request: Request, project_id: str) -> JSONResponse | None:
@@ -302,7 +360,8 @@ class PolarisFake(FakeService):
                 if problem := self._job_problem(body):
                     return self.error(400, "BadRequest", problem)
                 job_id = str(uuid.uuid4())
-                stamp = _now()
+                created = time.time()
+                stamp = _stamp(created)
                 job = {
                     **body,
                     "id": job_id,
@@ -314,7 +373,8 @@ class PolarisFake(FakeService):
                     "lastModifiedBy": USER,
                     "createdTimestamp": stamp,
                     "lastUpdatedTimestamp": stamp,
-                    "_created": time.time(),
+                    "_created": created,
+                    "_updated": created,
                     "_metrics": {
                         "numRowsProcessed": 0,
                         "numRowsPersisted": 0,
@@ -336,9 +396,43 @@ class PolarisFake(FakeService):
         async def list_jobs(project_id: str, request: Request) -> JSONResponse:
             if denied := self._denied(request, project_id):
                 return denied
+            query = request.query_params
+            column = query.get("sortColumn", "last_updated_date_time")
+            order = query.get("sortOrder", "DESC")
+            if column not in SORT_COLUMNS:
+                return self.error(400, "BadRequest", f"sortColumn: must be one of {sorted(SORT_COLUMNS)}")
+            if order not in ("ASC", "DESC"):
+                return self.error(400, "BadRequest", "sortOrder: must be ASC or DESC")
+            try:
+                limit = int(query.get("paginationLimit", 100))
+                offset = int(query.get("paginationOffset", 0))
+            except ValueError:
+                return self.error(400, "BadRequest", "paginationLimit, paginationOffset: integers")
+            if not 1 <= limit <= 1000 or offset < 0:
+                return self.error(400, "BadRequest", "paginationLimit: 1..1000; paginationOffset: >= 0")
+            filters = {
+                "type": query.getlist("type"),
+                "executionStatus": query.getlist("executionStatus"),
+            }
+            table, connections = query.get("targetTableName"), query.getlist("connectionName")
             with self.lock:
-                jobs = sorted(self.jobs.values(), key=lambda j: j["_created"], reverse=True)
-                return JSONResponse({"values": [self._advance(j) for j in jobs]})
+                for job in self.jobs.values():
+                    self._advance(job)  # a status change is an update: it moves the job up the default order
+                jobs = [
+                    j
+                    for j in self.jobs.values()
+                    if all(not wanted or j[key] in wanted for key, wanted in filters.items())
+                    and (table is None or j["target"].get("tableName") == table)
+                    and (not connections or (j.get("source") or {}).get("connectionName") in connections)
+                ]
+                jobs.sort(key=SORT_COLUMNS[column], reverse=order == "DESC")
+                page = jobs[offset : offset + limit]
+                return JSONResponse(
+                    {
+                        "values": [self._summary(j) for j in page],
+                        "moreResultsAvailable": offset + limit < len(jobs),
+                    }
+                )
 
         def lookup(job_id: str) -> dict[str, Any] | JSONResponse:
             job = self.jobs.get(job_id)
@@ -365,11 +459,8 @@ class PolarisFake(FakeService):
                     return job
                 self._advance(job)
                 if job["executionStatus"] not in TERMINAL:
-                    job.update(
-                        executionStatus="canceled",
-                        desiredExecutionStatus="canceled",
-                        lastUpdatedTimestamp=_now(),
-                    )
+                    job.update(executionStatus="canceled", desiredExecutionStatus="canceled")
+                    self._touch(job, time.time())
                     self.record("job_canceled", id=job_id)
                 return JSONResponse(self._advance(job))
 

@@ -19,8 +19,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 # ``body``: answer 200 (or ``status``) with the rule's ``body`` as JSON instead of calling the app, e.g.
-# a job status value the client has never seen.
-FAULT_ACTIONS = {"status", "delay", "drop", "drop_after", "malformed", "body"}
+# a job status value the client has never seen. ``malformed`` answers garbage without calling the app;
+# ``malformed_after`` lets the app act and garbles its 2xx reply (the server did the work, the client
+# cannot read that it did), as ``drop_after`` does with the connection.
+FAULT_ACTIONS = {"status", "delay", "drop", "drop_after", "malformed", "malformed_after", "body"}
 
 
 class FaultInjector:
@@ -57,6 +59,22 @@ class FaultInjector:
                 response.body = b"{not json"
                 response.headers["content-length"] = str(len(response.body))
                 return await response(scope, receive, recording_send)
+            if action == "malformed_after":
+                held: list[dict] = []
+
+                async def hold(message: dict) -> None:
+                    held.append(message)
+
+                await self.app(scope, receive, hold)  # the server acts...
+                status = next(m["status"] for m in held if m["type"] == "http.response.start")
+                if status >= 400:  # an error reply goes through unchanged
+                    for message in held:
+                        await recording_send(message)
+                    return None
+                garbled = b"{not json"  # ...and its success reply cannot be read
+                headers = [(b"content-type", b"application/json"), (b"content-length", b"9")]
+                await recording_send({"type": "http.response.start", "status": status, "headers": headers})
+                return await recording_send({"type": "http.response.body", "body": garbled})
             if action == "drop":
                 return _abort(send)
             if action == "delay":

@@ -43,6 +43,17 @@ class IngestJobTrigger(BaseTrigger):
     The trigger carries the connection id, never a secret; the hook reads the connection with
     ``aget_connection`` and polls through the shared async client, so nothing here blocks.
     ``deadline`` is epoch seconds: a triggerer restart rebuilds the trigger with the same deadline.
+
+    Operators and sensors build their trigger themselves; a DAG author rarely needs one directly.
+    The trigger fires one event: ``{"status": "success", "job": ...}``, or ``"error"`` /
+    ``"timeout"`` with a ``message``.
+
+    :param job_id: The id of the job to wait for.
+    :param conn_id: The Airflow connection of the service; read in the triggerer with
+        ``aget_connection``, so no secret travels in the trigger.
+    :param deadline: When the wait ends, in epoch seconds (absolute, so a restart keeps it).
+    :param poll_interval: Seconds between two status reads.
+    :param cancel_on_kill: Cancel the job when a user kills the deferred task.
     """
 
     hook_class: ClassVar[type[IngestHttpHook]]

@@ -56,6 +56,17 @@ class QConnectImportJobTrigger(AwsBaseWaiterTrigger):
     ``deadline`` (epoch seconds) is serialized, so a triggerer restart continues the same wait
     instead of granting a new one. Connection handling (region, role, endpoint, verify) is the
     amazon provider's; every wait on one connection shares one signed client.
+
+    :param knowledge_base_id: The knowledge base the job imports into.
+    :param import_job_id: The import job id.
+    :param deadline: When the wait ends, in epoch seconds (absolute, so a restart keeps it).
+    :param waiter_delay: Seconds between two status reads.
+    :param waiter_max_attempts: Ignored (kept for the amazon provider's trigger interface): the
+        number of reads follows from ``deadline``.
+    :param aws_conn_id: The Airflow AWS connection (credentials, role, region, endpoint).
+    :param region_name: The AWS region; the connection's when None.
+    :param verify: TLS verification: ``False``, a CA bundle path, or None for the default.
+    :param botocore_config: botocore ``Config`` settings (timeouts, retries) as a dict.
     """
 
     aws_hook_class = QConnectHook

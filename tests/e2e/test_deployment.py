@@ -203,6 +203,8 @@ def test_a_failing_branch_reports_its_reason_and_the_others_succeed(deployment):
 
     states = deployment.wait(settled, "the faulted run's branches")
     assert states["qconnect_import"] == "success" and states["zeta_alpha_ingest"] == "success", states
+    # a 400 is final: the task fails on its first try, without Airflow's retries
+    assert states["egain_import"] == "failed", states
     log = deployment.task_log("s3_to_knowledge_base", run_id, "egain_import")
     reason = "/knowledge/contentmgr/v4/import/content failed: HTTP 400 [Injected]: injected fault"
     assert "eGain POST http://" in log and reason in log, log[-3000:]
@@ -218,3 +220,45 @@ def assert_no_secret_in_logs(deployment):
         text = path.read_text(errors="replace")
         leaked = [secret[:4] + "..." for secret in secrets if secret in text]
         assert not leaked, f"{path} contains {leaked}"
+
+
+def asset_events(deployment, **filters) -> list[dict]:
+    return deployment.api("GET", "assets/events", params=filters)["asset_events"]
+
+
+def test_on_table_loaded_runs_after_a_load_and_not_after_a_failed_one(deployment):
+    """The Polaris task's event on the table asset schedules on_table_loaded (issue 20)."""
+    polaris = deployment.stack.fake("Polaris")
+    loaded = deployment.trigger("s3_to_table", {"prefix": f"events/{TRIGGERED_DAY}/", "run_adobe": False})
+
+    def downstream_done():
+        states = deployment.task_states("s3_to_table", loaded)
+        if states.get("summarize") not in FINISHED:
+            return None
+        runs = [r for r in deployment.runs("on_table_loaded") if r["run_type"] == "asset_triggered"]
+        return runs if runs and all(r["state"] in FINISHED for r in runs) else None
+
+    runs = deployment.wait(downstream_done, "on_table_loaded after s3_to_table")
+    (event,) = asset_events(deployment, source_dag_id="s3_to_table", source_run_id=loaded)
+    assert event["uri"].startswith("imply-polaris://demo.us-east-1.aws/test-project/events"), event
+    assert event["extra"]["rows"] == 300 and event["extra"]["s3"] == [
+        f"s3://ingest-demo/events/{TRIGGERED_DAY}/"
+    ]
+    assert all(r["state"] == "success" for r in runs), runs
+    reported = [
+        row for r in runs for row in deployment.result("on_table_loaded", r["dag_run_id"], "report_load")
+    ]
+    assert event["extra"]["job_id"] in {row["job_id"] for row in reported}
+
+    before = len(deployment.runs("on_table_loaded"))
+    polaris.add_fault(action="status", status=400, method="POST", path=r"/jobs$", times=100)
+    failed = deployment.trigger("s3_to_table", {"prefix": f"events/{FAULT_DAY}/", "run_adobe": False})
+
+    def failed_done():
+        run = next(r for r in deployment.runs("s3_to_table") if r["dag_run_id"] == failed)
+        return run if run["state"] in FINISHED else None
+
+    assert deployment.wait(failed_done, "the failed s3_to_table run")["state"] == "failed"
+    polaris.clear_faults()
+    assert asset_events(deployment, source_dag_id="s3_to_table", source_run_id=failed) == []
+    assert len(deployment.runs("on_table_loaded")) == before

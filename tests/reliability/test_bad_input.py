@@ -229,7 +229,6 @@ EGAIN_CASES = [
     pytest.param({"schedule_time": _in(days=1)[:-1]}, ("schedule_time",), id="schedule-naive"),
     pytest.param({"schedule_time": _in(days=1)[:-1] + "+02:00"}, ("schedule_time",), id="schedule-offset"),
     pytest.param({"schedule_time": _in(hours=-1)}, ("schedule_time",), id="schedule-past"),
-    pytest.param({"schedule_time": _in(days=7, hours=1)}, ("schedule_time",), id="schedule-over-7-days"),
 ]
 
 
