@@ -21,6 +21,7 @@ from urllib.parse import quote, urlsplit
 from airflow_provider_ingest.http import (
     ApiClient,
     AsyncApiClient,
+    Auth,
     RetryPolicy,
     StaticAuth,
     Timeouts,
@@ -36,7 +37,7 @@ class _Token:
 
 _tokens: dict[tuple[str, ...], _Token] = {}
 _sync_lock = threading.Lock()
-_async_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, asyncio.Lock]] = (
+_async_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, ...], asyncio.Lock]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -131,7 +132,7 @@ class OAuthClientCredentials:
 class WithHeaders:
     """Another auth plus fixed headers on every call (Adobe's x-api-key, org and sandbox)."""
 
-    def __init__(self, inner: Any, fixed: dict[str, str]):
+    def __init__(self, inner: Auth, fixed: dict[str, str]):
         self.inner = inner
         self.fixed = fixed
 

@@ -42,7 +42,8 @@ class IngestApiError(AirflowException):
         code_text = f" [{code}]" if code else ""
         super().__init__(f"{service} {method} {endpoint} failed: {status_text}{code_text}: {message}")
 
-    def __reduce__(self):  # keep the fields when pickled (trigger events, process pools)
+    # keep the fields when pickled (trigger events, process pools)
+    def __reduce__(self) -> tuple[type[IngestApiError], tuple[Any, ...]]:
         fields = (self.service, self.method, self.endpoint, self.status, self.server_message, self.code)
         return (type(self), (*fields, self.sent))
 

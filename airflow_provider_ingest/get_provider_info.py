@@ -173,20 +173,47 @@ CONNECTION_TYPES.append(
 for _connection_type in CONNECTION_TYPES:
     _connection_type["conn-fields"].update(NETWORK_FIELDS)
 
-# (integration name, module suffix): one hook, operator, sensor and trigger module each.
+# One integration per service: (name, module suffix, what the service is); how-to: docs/<module>.md.
+# The module suffix names its hook, operator, sensor and trigger modules.
 INTEGRATIONS = [
-    ("Imply Polaris", "polaris"),
-    ("eGain AI Knowledge Hub", "egain"),
-    ("Amazon Q in Connect", "qconnect"),  # uses the amazon provider's aws connection type
-    ("Zeta Alpha", "zeta_alpha"),
-    ("Adobe Experience Platform", "adobe_aep"),
+    ("Imply Polaris", "polaris", "https://docs.imply.io/polaris/"),
+    ("eGain AI Knowledge Hub", "egain", "https://www.egain.com/products/knowledge-management-software/"),
+    # Q in Connect uses the amazon provider's aws connection type.
+    (
+        "Amazon Q in Connect",
+        "qconnect",
+        "https://docs.aws.amazon.com/connect/latest/adminguide/amazon-q-connect.html",
+    ),
+    ("Zeta Alpha", "zeta_alpha", "https://www.zeta-alpha.com/"),
+    (
+        "Adobe Experience Platform",
+        "adobe_aep",
+        "https://experienceleague.adobe.com/en/docs/experience-platform/ingestion/batch/overview",
+    ),
 ]
+
+# The amazon provider's integration name for S3, so Airflow's docs link both ends of a transfer.
+S3_INTEGRATION = "Amazon Simple Storage Service (S3)"
+
+# The S3-to-service operator of each integration (tests/test_packaging.py imports each one).
+TRANSFER_OPERATORS = {
+    "polaris": "PolarisStartIngestionJobOperator",
+    "egain": "EgainStartImportOperator",
+    "qconnect": "QConnectImportQuickResponsesOperator",
+    "zeta_alpha": "S3ToZetaAlphaOperator",
+    "adobe_aep": "S3ToAdobeAepOperator",
+}
+
+
+def how_to_guide(module: str) -> str:
+    """The service's page in docs/ (connection, operators, statuses, troubleshooting)."""
+    return f"/docs/{module}.md"
 
 
 def _modules(kind: str) -> list[dict[str, Any]]:
     return [
         {"integration-name": name, "python-modules": [f"{PACKAGE}.{kind}.{module}"]}
-        for name, module in INTEGRATIONS
+        for name, module, _ in INTEGRATIONS
     ]
 
 
@@ -232,12 +259,29 @@ def get_provider_info() -> dict[str, Any]:
         "description": "Move content from Amazon S3 into Imply Polaris, eGain AI Knowledge Hub, "
         "Amazon Q in Connect, Adobe Experience Platform and Zeta Alpha.",
         "versions": ["0.1.0"],
-        "integrations": [{"integration-name": name} for name, _ in INTEGRATIONS],
+        "integrations": [
+            {
+                "integration-name": name,
+                "external-doc-url": url,
+                "how-to-guide": [how_to_guide(module)],
+                "tags": ["aws", "service"] if module == "qconnect" else ["service"],
+            }
+            for name, module, url in INTEGRATIONS
+        ],
         "connection-types": CONNECTION_TYPES,
         "hooks": _modules("hooks"),
         "operators": _modules("operators"),
         "sensors": _modules("sensors"),
         "triggers": _modules("triggers"),
+        "transfers": [
+            {
+                "source-integration-name": S3_INTEGRATION,
+                "target-integration-name": name,
+                "how-to-guide": how_to_guide(module),
+                "python-module": f"{PACKAGE}.operators.{module}",
+            }
+            for name, module, _ in INTEGRATIONS
+        ],
         "asset-uris": ASSET_URIS,
         "extra-links": EXTRA_LINKS,
     }

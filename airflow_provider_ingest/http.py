@@ -33,18 +33,17 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, quote_plus, urlsplit
-
-import aiohttp
-import certifi
-import requests
-from requests.adapters import HTTPAdapter
-from requests.utils import get_environ_proxies, select_proxy
-from urllib3.exceptions import NewConnectionError
 
 from airflow_provider_ingest.exceptions import IngestApiError
 from airflow_provider_ingest.validation import check_path_segment
+
+if TYPE_CHECKING:
+    # Imported where used: a DAG file that only builds operators never loads an HTTP library
+    # (the dag-processor re-imports the provider on every parse; see tests/test_import_cost.py).
+    import aiohttp
+    import requests
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +138,7 @@ class RetryPolicy:
             return min(honoured, self.retry_after_max)
         # "Equal jitter": never less than half the exponential step, so a burst of clients spreads
         # out without any of them hammering the server straight away.
-        step = min(self.backoff_max, self.backoff * 2**attempt)
+        step: float = min(self.backoff_max, self.backoff * 2**attempt)
         return step / 2 + random.uniform(0, step / 2)
 
 
@@ -218,6 +217,8 @@ class NetworkSettings:
         """The proxy for ``url``, chosen as requests chooses: the connection's ``proxies``, else
         the environment's (unless ``NO_PROXY`` names the host)."""
         proxies = dict(self.proxies)
+        from requests.utils import get_environ_proxies, select_proxy
+
         # requests.sessions.resolve_proxies, step by step
         scheme = urlsplit(url).scheme
         environ = get_environ_proxies(url, no_proxy=proxies.get("no_proxy"))  # {} under NO_PROXY
@@ -240,7 +241,7 @@ class NetworkSettings:
                 else (
                     os.environ.get("REQUESTS_CA_BUNDLE")
                     or os.environ.get("CURL_CA_BUNDLE")
-                    or certifi.where()
+                    or __import__("certifi").where()
                 )
             )
             if os.path.isdir(bundle):
@@ -447,6 +448,15 @@ def _keep_headers(request: requests.PreparedRequest) -> requests.PreparedRequest
     return request
 
 
+def _aiohttp_certificate_error() -> type[BaseException] | tuple[()]:
+    """aiohttp's certificate error class when aiohttp is loaded (a sync-only worker never loads it:
+    no aiohttp exception can then reach here)."""
+    import sys
+
+    module = sys.modules.get("aiohttp")
+    return module.ClientConnectorCertificateError if module is not None else ()
+
+
 def _tls_failure(exc: BaseException) -> str | None:
     """A reason naming the TLS problem when ``exc`` is a failed certificate check (final: trying
     again cannot fix a wrong CA bundle or host name), else None."""
@@ -454,7 +464,7 @@ def _tls_failure(exc: BaseException) -> str | None:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, aiohttp.ClientConnectorCertificateError):  # also an SSL error
+        if isinstance(current, _aiohttp_certificate_error()):  # also an SSL error
             current = current.certificate_error
             continue
         if isinstance(current, ssl.SSLCertVerificationError):
@@ -475,6 +485,9 @@ def _tls_failure(exc: BaseException) -> str | None:
 
 def _sent_before_failure(exc: requests.RequestException) -> bool:
     """False when the request provably never left (connect refused or timed out)."""
+    import requests
+    from urllib3.exceptions import NewConnectionError
+
     if isinstance(exc, requests.ConnectTimeout):
         return False
     if isinstance(exc, requests.ConnectionError):
@@ -487,6 +500,9 @@ class ApiClient(_ClientBase):
     """Blocking client for hooks running in a worker: one pooled ``requests.Session``."""
 
     def __init__(self, *args: Any, **kwargs: Any):
+        import requests
+        from requests.adapters import HTTPAdapter
+
         super().__init__(*args, **kwargs)
         self.session = requests.Session()
         # urllib3's own retries stay off: RetryBudget decides, so both clients follow one rule.
@@ -517,6 +533,8 @@ class ApiClient(_ClientBase):
         **kwargs: Any,
     ) -> tuple[requests.Response, Any]:
         """The reply and, with ``expect_json``, its JSON (other replies, uploads', are not parsed)."""
+        import requests
+
         url = self.url(path)
         budget = self.budget(method, idempotent)
         # A streamed body can be read once; a callable ``data`` gives a fresh stream per try.
@@ -565,6 +583,8 @@ _shared_sessions: weakref.WeakKeyDictionary[
 
 
 def _shared_session(origin: str, network: NetworkSettings = DIRECT) -> aiohttp.ClientSession:
+    import aiohttp
+
     loop = asyncio.get_running_loop()
     per_loop = _shared_sessions.setdefault(loop, {})
     session = per_loop.get((origin, network))
@@ -583,7 +603,7 @@ def _shared_session(origin: str, network: NetworkSettings = DIRECT) -> aiohttp.C
 # with aget_connection), opened on first use: (opening, close, opened at).
 _shared_clients: weakref.WeakKeyDictionary[
     asyncio.AbstractEventLoop,
-    dict[Hashable, tuple[asyncio.Future, Callable[[Any], Awaitable[Any]] | None, float]],
+    dict[Hashable, tuple[asyncio.Future[Any], Callable[[Any], Awaitable[Any]] | None, float]],
 ] = weakref.WeakKeyDictionary()
 
 
@@ -683,6 +703,8 @@ class AsyncApiClient(_ClientBase):
         """Send a request and return ``(status, parsed JSON or None)``."""
         if asyncio.get_running_loop() not in _loop_guards:
             await close_at_loop_end()
+        import aiohttp
+
         url = self.url(path)
         budget = self.budget(method, idempotent)
         timeout = aiohttp.ClientTimeout(

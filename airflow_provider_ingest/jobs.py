@@ -36,7 +36,9 @@ class StatusTable:
 
     @classmethod
     def of(cls, *, succeeded: set[str], failed: set[str], running: set[str]) -> StatusTable:
-        lower = lambda values: frozenset(v.lower() for v in values)  # noqa: E731
+        def lower(values: set[str]) -> frozenset[str]:
+            return frozenset(v.lower() for v in values)
+
         return cls(lower(succeeded), lower(failed), lower(running))
 
     def state_of(self, status: str | None) -> JobState | None:
@@ -71,7 +73,8 @@ class JobSnapshot:
 
     @classmethod
     def from_event(cls, event: dict[str, Any]) -> JobSnapshot:
-        fields = {k: event.get(k) for k in ("job_id", "status", "reason", "progress", "warning")}
+        keys = ("job_id", "status", "reason", "progress", "warning")
+        fields: dict[str, Any] = {k: event.get(k) for k in keys}
         state = JobState(event["state"]) if event.get("state") else None
         return cls(state=state, details=event.get("details") or {}, **fields)
 

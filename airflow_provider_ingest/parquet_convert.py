@@ -5,10 +5,10 @@ a subset of the dataset's schema)."""
 from __future__ import annotations
 
 import io
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, Protocol
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+if TYPE_CHECKING:  # pyarrow is imported where used: DAG files import this module at parse time
+    import pyarrow as pa
 
 # pyarrow's streaming readers read ahead on their IO thread, up to 32 blocks whatever use_threads
 # says (measured: ~140 MB live at 4 MiB blocks, ~35 MB at 1 MiB), so the block size bounds memory.
@@ -18,10 +18,16 @@ BLOCK_SIZE = 1024 * 1024  # bytes of input per read and per record batch
 ROW_GROUP_BYTES = 16 * 1024 * 1024
 
 
+class Readable(Protocol):
+    """What the converter reads from: an open file, botocore's StreamingBody, a wrapper of one."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 class ReadOnlyStream(io.RawIOBase):
     """Any object with ``read(n)`` (botocore's StreamingBody) as a proper binary stream."""
 
-    def __init__(self, source: Any):
+    def __init__(self, source: Readable):
         self.source = source
 
     def readable(self) -> bool:
@@ -33,9 +39,11 @@ class ReadOnlyStream(io.RawIOBase):
         return len(data)
 
 
-def record_batches(source: BinaryIO, input_format: str, block_size: int = BLOCK_SIZE):
+def record_batches(source: Readable, input_format: str, block_size: int = BLOCK_SIZE):
     """A streaming reader over ``source``; parsing runs on pyarrow's threads (measured faster, and
     memory is bounded by the readahead anyway)."""
+    import pyarrow as pa
+
     stream = pa.PythonFile(io.BufferedReader(ReadOnlyStream(source), 1 << 20), mode="r")
     if input_format == "csv":
         import pyarrow.csv as pcsv
@@ -52,7 +60,7 @@ def record_batches(source: BinaryIO, input_format: str, block_size: int = BLOCK_
 
 
 def convert_to_parquet(
-    source: BinaryIO,
+    source: Readable,
     input_format: str,
     sink: Any,
     block_size: int = BLOCK_SIZE,
@@ -61,6 +69,9 @@ def convert_to_parquet(
     """Write ``source`` (CSV or JSON lines) to ``sink`` as Parquet, in row groups of about
     ``row_group_bytes``. Returns the row count. Memory is bounded by the block and row group
     sizes, not the input size."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     reader = record_batches(source, input_format, block_size)
     rows = 0
     with pq.ParquetWriter(sink, reader.schema) as writer:
@@ -84,6 +95,8 @@ def convert_to_parquet(
 
 
 def _fits(arrow_type: pa.DataType, prop: dict[str, Any]) -> bool:
+    import pyarrow as pa
+
     xdm_type = prop.get("type")
     if pa.types.is_null(arrow_type):
         return True

@@ -5,14 +5,17 @@ from __future__ import annotations
 import gzip
 import io
 import tempfile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
+if TYPE_CHECKING:  # pyarrow is imported where used: DAG files import this module at parse time
+    import pyarrow as pa
 
 SAMPLE_BYTES = 1 << 20  # row formats: the first MiB is plenty to see every column
 
 
 def polaris_data_type(arrow_type: pa.DataType) -> str:
+    import pyarrow as pa
+
     if pa.types.is_integer(arrow_type) or pa.types.is_boolean(arrow_type):
         return "long"
     if pa.types.is_float32(arrow_type):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 # AWS bucket naming rules the character pattern above cannot express: such names can never exist,
@@ -33,7 +33,7 @@ def check_choice(value: Any, choices: Iterable[str], field: str) -> str:
     allowed = sorted(choices)
     if value not in allowed:
         raise ValueError(f"{field}: {value!r} is not one of {', '.join(allowed)}")
-    return value
+    return cast(str, value)  # equal to one of ``choices``
 
 
 def check_bucket(bucket: Any, field: str) -> str:
@@ -45,7 +45,7 @@ def check_bucket(bucket: Any, field: str) -> str:
         or bucket.startswith(_RESERVED_PREFIXES)
     ):
         raise ValueError(f"{field}: {bucket!r} is not a valid S3 bucket name")
-    return bucket
+    return cast(str, bucket)  # check_type made sure
 
 
 def check_int(value: Any, field: str, low: int, high: int | None = None) -> int:

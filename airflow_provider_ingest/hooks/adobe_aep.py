@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 from airflow.sdk import Connection
@@ -85,8 +85,8 @@ class AdobeAepHook(IngestHttpHook):
         token = OAuthClientCredentials(
             self.service,
             deprecated_extra(conn, extra, "auth_url", "token_url") or DEFAULT_TOKEN_URL,
-            conn.login,
-            conn.password,
+            cast(str, conn.login),  # both checked above
+            cast(str, conn.password),
             extra.get("scopes") or DEFAULT_SCOPES,
         )
         fixed = {

@@ -16,7 +16,6 @@ from functools import cached_property
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
-from botocore.parsers import DEFAULT_TIMESTAMP_PARSER, ResponseParserFactory
 
 from airflow_provider_ingest.exceptions import IngestInputError, IngestJobFailed
 from airflow_provider_ingest.hooks.zeta_alpha import (
@@ -60,6 +59,8 @@ def parse_s3_timestamp(value: Any) -> datetime:
                 continue
             if parsed.tzinfo is not None:
                 return parsed
+    from botocore.parsers import DEFAULT_TIMESTAMP_PARSER  # where used: keeps DAG parsing light
+
     return DEFAULT_TIMESTAMP_PARSER(value)
 
 
@@ -69,8 +70,10 @@ def with_fast_timestamps(client: Any) -> Any:
     botocore builds a response parser per request from its endpoint's factory; giving this
     client's endpoint its own factory keeps its credentials, role and endpoint as they are.
     A botocore without that attribute keeps its default parser."""
-    endpoint = getattr(client, "_endpoint", None)
+    endpoint: Any = getattr(client, "_endpoint", None)
     if hasattr(endpoint, "_response_parser_factory"):
+        from botocore.parsers import ResponseParserFactory
+
         factory = ResponseParserFactory()
         factory.set_parser_defaults(timestamp_parser=parse_s3_timestamp)
         endpoint._response_parser_factory = factory
@@ -618,13 +621,14 @@ class ZetaAlphaUpdateAccessRightsOperator(BaseOperator):
             raise ValueError(
                 "allow_access_rights: give it with document_ids; with documents, each carries its own"
             )
-        for document in check_type(self.documents, list, "documents"):
+        documents: list[dict[str, Any]] = check_type(self.documents, list, "documents")
+        for document in documents:
             check_type(document, dict, "documents")
             check_document_id(
                 require(document.get("document_id"), "documents[].document_id"), "documents[].document_id"
             )
             check_access_rights(document.get("allow_access_rights") or [], "documents[].allow_access_rights")
-        return self.documents
+        return documents
 
     def execute(self, context: Context) -> dict[str, int]:
         updates = self.updates()

@@ -182,8 +182,8 @@ class EgainFake(FakeService):
             status = "In Progress"
         else:
             if job["outcome"] is None:
-                job["outcome"] = self._evaluate(job)
-                self.record("job_finished", id=job["id"], error=job["outcome"]["error"])
+                job["outcome"] = outcome = self._evaluate(job)
+                self.record("job_finished", id=job["id"], error=outcome["error"])
             status = "Failed" if job["outcome"]["error"] else "Successful"
         files = (job["outcome"] or {}).get("files", [])
         total = len(files) if job["outcome"] else None

@@ -216,7 +216,7 @@ class PolarisFake(FakeService):
         source = body.get("source") or {}
         if source.get("type") != "s3":
             return "source.type: must be 's3'"
-        connection = self.connections.get(source.get("connectionName"))
+        connection = self.connections.get(source.get("connectionName") or "")  # "" names none
         if connection is None:
             return f"source.connectionName: no connection named {source.get('connectionName')!r}"
         given = [k for k in ("uris", "prefixes", "objects", "pattern") if source.get(k)]

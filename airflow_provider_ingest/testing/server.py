@@ -21,7 +21,7 @@ import asyncio
 import re
 import threading
 import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, MutableMapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, quote
 
@@ -48,19 +48,19 @@ class FaultInjector:
         self.app = app
         self.fake = fake
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["path"].startswith("/_fake"):
             return await self.app(scope, receive, send)
         status_seen: list[int] = []
 
-        async def recording_send(message: dict) -> None:
+        async def recording_send(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 status_seen.append(message["status"])
             await send(message)
 
         agent = dict(scope.get("headers") or []).get(b"user-agent", b"").decode(errors="replace")
-        fault = self.fake.take_fault(scope["method"], scope["path"], agent)
-        action = fault.get("action") if fault else None
+        fault = self.fake.take_fault(scope["method"], scope["path"], agent) or {}
+        action = fault.get("action")
         try:
             if action == "status":
                 headers = {"Retry-After": str(fault["retry_after"])} if fault.get("retry_after") else {}
@@ -102,7 +102,7 @@ class FaultInjector:
                 await asyncio.sleep(float(fault.get("seconds", 1.0)))
             if action == "drop_after":
 
-                async def swallow(message: dict) -> None:
+                async def swallow(message: MutableMapping[str, Any]) -> None:
                     pass
 
                 await self.app(scope, receive, swallow)  # the server acts...
@@ -336,7 +336,12 @@ class FakeService:
         async def add_faults(request: Request) -> JSONResponse:
             rules = await request.json()
             rules = rules if isinstance(rules, list) else [rules]
-            return guarded(lambda: [self.add_fault(**rule) for rule in rules])
+
+            def add_all() -> None:
+                for rule in rules:
+                    self.add_fault(**rule)
+
+            return guarded(add_all)
 
         @app.delete("/_fake/faults")
         async def clear_faults() -> JSONResponse:
@@ -399,7 +404,7 @@ class FakeService:
         return self.url
 
     def stop(self) -> None:
-        if self._server is not None:
+        if self._server is not None and self._thread is not None:  # both set by start()
             self._server.should_exit = True
             self._thread.join(10)
             self._server = None

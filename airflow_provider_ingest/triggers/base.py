@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_ingest.exceptions import IngestApiError, IngestJobFailed, IngestJobTimeout
 from airflow_provider_ingest.jobs import JobSnapshot, await_job, describe_job
+
+if TYPE_CHECKING:
+    from airflow_provider_ingest.hooks.base import IngestHttpHook
 
 
 async def wait_event(
@@ -53,7 +56,7 @@ class IngestJobTrigger(BaseTrigger):
     :param cancel_on_kill: Cancel the job when a user kills the deferred task.
     """
 
-    hook_class: ClassVar[type]
+    hook_class: ClassVar[type[IngestHttpHook]]
 
     def __init__(
         self,
