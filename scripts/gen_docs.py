@@ -392,10 +392,15 @@ def fakes_markdown() -> str:
     """Each fake's connection id and tunable timings with their defaults, from the classes."""
     from airflow_provider_ingest.testing import FAKES
 
-    lines = ["| fake | connection it answers | tunable timings (default) |", "|---|---|---|"]
+    lines = ["| fake | connection it answers | tunables (default) |", "|---|---|---|"]
     for fake in FAKES:
-        params = inspect.signature(fake.__init__).parameters
-        tunables = ", ".join(f"`{name}` ({params[name].default!r} s)" for name in fake.tunables)
+        defaults = vars(fake())  # building a fake starts no server
+
+        def shown(name: str) -> str:
+            unit = " s" if name.endswith("_seconds") or name == "token_ttl" else ""
+            return f"`{name}` ({defaults.get(name)!r}{unit})"
+
+        tunables = ", ".join(shown(name) for name in fake.tunables)
         conn = f"`{fake.conn_id}`" if fake.conn_id else "`aws_default` (`service_config`)"
         lines.append(f"| `{fake.__name__}` | {conn} | {tunables or 'none'} |")
     return "\n".join(lines) + "\n"

@@ -220,6 +220,14 @@ class S3ToZetaAlphaOperator(ZetaAlphaLineage, IngestJobOperator):
         ``sync`` compares; ``None`` for an index whose schema does not declare it (then
         ``last_updated_at`` is compared).
     :param zeta_alpha_conn_id: The Airflow connection to Zeta Alpha.
+    :param allow_empty_sync: With ``sync=True``, accept an empty listing (and so delete every
+        document of the content source, within ``max_deletes``); otherwise an empty listing fails
+        before any delete (a wrong prefix or a moved folder).
+    :param max_deletes: With ``sync=True``, the most documents one run may delete: a count (int) or
+        a fraction of the content source's documents (float below 1). More fails before any
+        delete, naming both counts.
+    :param not_found_grace: Seconds after sending during which a document the index does not show
+        yet (``not_found``) counts as pending rather than failed.
     :param aws_conn_id: The Airflow AWS connection used to list and read the objects (and presign
         their URLs).
     """

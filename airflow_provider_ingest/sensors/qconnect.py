@@ -40,6 +40,10 @@ class QConnectImportJobSensor(QConnectSensorLinks, AwsBaseSensor[QConnectHook]):
     :param import_job_id: The import job id (templated), e.g. the operator's return value.
     :param deferrable: Wait in the triggerer instead of holding a worker slot. The default is
         Airflow's ``[operators] default_deferrable`` setting (``False`` unless configured).
+    :param waiter_delay: Seconds between two status reads (the amazon provider's name); sets
+        ``poke_interval``.
+    :param waiter_max_attempts: Status reads at most; sets ``timeout = waiter_delay *
+        waiter_max_attempts``.
     :param poll_interval: Deprecated: ``poke_interval``.
     """
 
