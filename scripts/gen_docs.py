@@ -395,12 +395,10 @@ def fakes_markdown() -> str:
     lines = ["| fake | connection it answers | tunables (default) |", "|---|---|---|"]
     for fake in FAKES:
         defaults = vars(fake())  # building a fake starts no server
-
-        def shown(name: str) -> str:
-            unit = " s" if name.endswith("_seconds") or name == "token_ttl" else ""
-            return f"`{name}` ({defaults.get(name)!r}{unit})"
-
-        tunables = ", ".join(shown(name) for name in fake.tunables)
+        seconds = {name for name in fake.tunables if name.endswith("_seconds") or name == "token_ttl"}
+        tunables = ", ".join(
+            f"`{name}` ({defaults.get(name)!r}{' s' if name in seconds else ''})" for name in fake.tunables
+        )
         conn = f"`{fake.conn_id}`" if fake.conn_id else "`aws_default` (`service_config`)"
         lines.append(f"| `{fake.__name__}` | {conn} | {tunables or 'none'} |")
     return "\n".join(lines) + "\n"

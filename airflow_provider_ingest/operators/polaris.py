@@ -11,7 +11,7 @@ from airflow.sdk import BaseOperator, Context
 from airflow_provider_ingest.hooks.polaris import POLARIS_UI_COLOR, PolarisHook
 from airflow_provider_ingest.jobs import JobSnapshot
 from airflow_provider_ingest.lineage import PolarisLineage
-from airflow_provider_ingest.operators.base import IngestJobOperator
+from airflow_provider_ingest.operators.base import IngestJobOperator, fail_fast_on_bad_input
 from airflow_provider_ingest.schema_inference import default_mappings, infer_input_schema
 from airflow_provider_ingest.triggers.polaris import PolarisJobTrigger
 from airflow_provider_ingest.validation import (
@@ -93,7 +93,8 @@ class PolarisEnsureS3ConnectionOperator(BaseOperator):
         return spec
 
     def execute(self, context: Context) -> str:
-        wanted = self.spec()
+        with fail_fast_on_bad_input():
+            wanted = self.spec()
         hook = PolarisHook(self.polaris_conn_id)
         existing = hook.get_s3_connection(self.name)
         if existing is None:

@@ -27,7 +27,7 @@ from airflow_provider_ingest.hooks.zeta_alpha import (
 from airflow_provider_ingest.http import redact
 from airflow_provider_ingest.jobs import JobSnapshot
 from airflow_provider_ingest.lineage import ZetaAlphaLineage
-from airflow_provider_ingest.operators.base import IngestJobOperator
+from airflow_provider_ingest.operators.base import IngestJobOperator, fail_fast_on_bad_input
 from airflow_provider_ingest.triggers.zeta_alpha import ZetaAlphaDocumentsTrigger
 from airflow_provider_ingest.validation import (
     check_choice,
@@ -639,7 +639,8 @@ class ZetaAlphaUpdateAccessRightsOperator(BaseOperator):
         return documents
 
     def execute(self, context: Context) -> dict[str, int]:
-        updates = self.updates()
+        with fail_fast_on_bad_input():
+            updates = self.updates()
         hook = ZetaAlphaHook(self.zeta_alpha_conn_id)
         updated, errors = send_batches(
             chunks(updates, self.batch_max_documents),

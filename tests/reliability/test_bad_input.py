@@ -15,7 +15,9 @@ from typing import Any
 
 import botocore.endpoint
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_ingest.exceptions import IngestInputError
 from airflow_provider_ingest.operators.adobe_aep import S3ToAdobeAepOperator
 from airflow_provider_ingest.operators.egain import EgainStartImportOperator
 from airflow_provider_ingest.operators.polaris import (
@@ -65,12 +67,14 @@ def refused_before_any_call(make, kwargs: dict[str, Any], fields: tuple[str, ...
     fake.reset()
     op = make(**kwargs)
     aws_calls.clear()
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(IngestInputError) as info:  # a ValueError that Airflow does not retry
         op.execute({})
+    assert isinstance(info.value, AirflowFailException) and isinstance(info.value, ValueError)
     message = str(info.value)
     missing = [field for field in fields if field not in message]
     assert not missing, f"the error does not name {missing}: {message}"
-    raised_in = {frame.name for frame in traceback.extract_tb(info.value.__traceback__)}
+    check = info.value.__cause__ or info.value  # the check's own ValueError, wrapped once
+    raised_in = {frame.name for frame in traceback.extract_tb(check.__traceback__)}
     assert raised_in & CHECKS, f"raised outside the argument checks: {sorted(raised_in)}"
     assert fake.journal() == [], "the fake was called"
     assert aws_calls == [], "an AWS request was sent"
