@@ -237,14 +237,11 @@ ASSET_URIS: list[dict[str, Any]] = [
 ]
 # Operator extra links to each vendor's console (see links.py).
 EXTRA_LINKS = [
-    f"{PACKAGE}.links.{name}"
-    for name in (
-        "PolarisJobLink",
-        "AdobeAepBatchLink",
-        "EgainImportJobLink",
-        "QConnectKnowledgeBaseLink",
-        "ZetaAlphaDocumentsLink",
-    )
+    *(
+        f"{PACKAGE}.links.{name}"
+        for name in ("PolarisJobLink", "AdobeAepBatchLink", "EgainImportJobLink", "ZetaAlphaDocumentsLink")
+    ),
+    f"{PACKAGE}.links_aws.QConnectKnowledgeBaseLink",
 ]
 
 

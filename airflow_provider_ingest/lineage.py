@@ -31,7 +31,6 @@ from airflow_provider_ingest.links import (
     AdobeAepBatchLink,
     EgainImportJobLink,
     PolarisJobLink,
-    QConnectKnowledgeBaseLink,
     ZetaAlphaDocumentsLink,
     aep_console,
     api_base,
@@ -404,42 +403,6 @@ class ZetaAlphaLineage(IngestLineageMixin):
         return {"rows": self.landing.get("documents")}
 
 
-# --- Amazon Q in Connect --------------------------------------------------------------------------
-class QConnectLineage(IngestLineageMixin):
-    scheme = assets.QCONNECT
-    link_class = QConnectKnowledgeBaseLink
-    operator_extra_links = (QConnectKnowledgeBaseLink(),)
-
-    def destination(self) -> Asset:
-        return assets.create_qconnect_asset(
-            region=self.hook.conn_region_name, knowledge_base_id=self.knowledge_base_id
-        )
-
-    def persist_link(self, context: Context, job_id: Any) -> None:
-        if self._link_persisted or job_id is None:
-            return
-        QConnectKnowledgeBaseLink.persist(
-            context=context,
-            operator=self,
-            region_name=self.hook.conn_region_name,
-            aws_partition=self.hook.conn_partition,
-            knowledge_base_id=self.knowledge_base_id,
-            import_job_id=job_id,
-        )
-        self._link_persisted = True
-
-    def landed(self, result: Any, context: Context) -> dict[str, Any]:
-        bucket, key = self.s3_location()
-        size = self.s3_client.head_object(Bucket=bucket, Key=key)["ContentLength"]
-        return {"import_job_id": result, "bytes": size, "s3": f"s3://{bucket}/{key}"}
-
-    def inputs(self, known_only: bool = False) -> list[Any]:
-        return [s3_dataset(*self.s3_location())]
-
-    def output_facets(self) -> dict[str, Any]:
-        return {"size": self.landing.get("bytes")}
-
-
 # --- sensors: links only --------------------------------------------------------------------------
 class SensorLinkMixin(HookedMixin):
     """Records the console link of the job the sensor waits for, before it waits."""
@@ -502,17 +465,3 @@ class ZetaAlphaSensorLinks(SensorLinkMixin):
 
     def link_params(self) -> dict[str, Any]:
         return ZetaAlphaLineage.link_params(self, self.job_id)
-
-
-class QConnectSensorLinks(SensorLinkMixin):
-    operator_extra_links = (QConnectKnowledgeBaseLink(),)
-
-    def persist_sensor_link(self, context: Context) -> None:
-        QConnectKnowledgeBaseLink.persist(
-            context=context,
-            operator=self,
-            region_name=self.hook.conn_region_name,
-            aws_partition=self.hook.conn_partition,
-            knowledge_base_id=self.knowledge_base_id,
-            import_job_id=self.import_job_id,
-        )

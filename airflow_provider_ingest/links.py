@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, urlencode, urlsplit
 
-from airflow.providers.amazon.aws.links.base_aws import BASE_AWS_CONSOLE_LINK, BaseAwsLink
 from airflow.providers.common.compat.sdk import BaseOperatorLink, XCom
 
 if TYPE_CHECKING:
@@ -110,23 +109,9 @@ class ZetaAlphaDocumentsLink(IngestConsoleLink):
         return f"{console}/v0/service/ingestion/documents?{urlencode(query)}"
 
 
-class QConnectKnowledgeBaseLink(BaseAwsLink):
-    """The knowledge base (and its import job) in the AWS console, as the amazon provider's links
-    are built: the partition's console domain and the connection's region."""
-
-    name = "Amazon Q in Connect knowledge base"
-    key = "qconnect_knowledge_base_link"
-    format_str = (
-        BASE_AWS_CONSOLE_LINK
-        + "/connect/v2/app/knowledge-bases/{knowledge_base_id}/import-jobs/{import_job_id}"
-        + "?region={region_name}"
-    )
-
-
 LINKS = (
     PolarisJobLink,
     AdobeAepBatchLink,
     EgainImportJobLink,
     ZetaAlphaDocumentsLink,
-    QConnectKnowledgeBaseLink,
 )

@@ -306,9 +306,11 @@ def test_every_operator_and_sensor_links_to_its_console(
     from airflow.providers_manager import ProvidersManager
 
     from airflow_provider_ingest.links import LINKS
+    from airflow_provider_ingest.links_aws import QConnectKnowledgeBaseLink
 
     registered = ProvidersManager().extra_links_class_names
-    assert {f"{link.__module__}.{link.__name__}" for link in LINKS} <= set(registered)
+    every_link = [*LINKS, QConnectKnowledgeBaseLink]
+    assert {f"{link.__module__}.{link.__name__}" for link in every_link} <= set(registered)
     ensure_polaris_connection()
     run, tis = run_dag("test_lineage_all")
     assert run.state == "success", {t: ti.state for t, ti in tis.items()}

@@ -33,7 +33,7 @@ from airflow_provider_ingest.hooks.qconnect import (
 )
 from airflow_provider_ingest.http import ApiClient, mask
 from airflow_provider_ingest.jobs import JobState, wait_for_job
-from airflow_provider_ingest.lineage import QConnectLineage
+from airflow_provider_ingest.lineage_aws import QConnectLineage
 from airflow_provider_ingest.operators.base import (
     ExactlyOnceJobMixin,
     default_deferrable,

@@ -10,7 +10,7 @@ from airflow.sdk import Context
 from airflow_provider_ingest.exceptions import IngestJobFailed
 from airflow_provider_ingest.hooks.qconnect import IMPORT_JOB_STATUSES, QCONNECT_UI_COLOR, QConnectHook
 from airflow_provider_ingest.jobs import JobState
-from airflow_provider_ingest.lineage import QConnectSensorLinks
+from airflow_provider_ingest.lineage_aws import QConnectSensorLinks
 from airflow_provider_ingest.operators.base import default_deferrable
 from airflow_provider_ingest.sensors.base import MAX_WAIT_SECONDS, poke_interval_from
 from airflow_provider_ingest.triggers.qconnect import QConnectImportJobTrigger
