@@ -218,9 +218,16 @@ class QConnectHook(AwsBaseHook):
         """The import job. A 2xx reply without it (a cut or garbled body: botocore then returns
         only ResponseMetadata) is read again, as the shared rules do for a malformed status reply,
         within botocore's attempt budget; then it is an ``IngestApiError`` naming what was missing."""
+        from botocore.parsers import ResponseParserError
+
         attempts = max_attempts(self.conn)
         for _ in range(attempts):
-            reply = self.conn.get_import_job(knowledgeBaseId=knowledge_base_id, importJobId=import_job_id)
+            try:
+                reply = self.conn.get_import_job(knowledgeBaseId=knowledge_base_id, importJobId=import_job_id)
+            except (ResponseParserError, TypeError):
+                # botocore's parser fails on a body that is not the documented object (a garbled
+                # reply, or a JSON ``null``, where it raises TypeError): a malformed reply
+                continue
             job = reply.get("importJob") if isinstance(reply, dict) else None
             if isinstance(job, dict) and job.get("status"):
                 return job

@@ -16,7 +16,7 @@ from airflow_provider_ingest.hooks.qconnect import (
     aws_network,
     max_attempts,
 )
-from airflow_provider_ingest.http import AsyncApiClient, RetryPolicy, Timeouts, shared_async_client
+from airflow_provider_ingest.http import AsyncApiClient, RetryPolicy, Timeouts, needs, shared_async_client
 from airflow_provider_ingest.jobs import JobSnapshot
 from airflow_provider_ingest.triggers.base import wait_event
 
@@ -44,6 +44,11 @@ async def open_status_client(hook: QConnectHook) -> AsyncApiClient:
     auth = AwsSigV4(credentials, signing_name, region)
     network = aws_network(verify, config)
     return AsyncApiClient(SERVICE, endpoint, auth, RetryPolicy(attempts=attempts), timeouts, network)
+
+
+# A status reply without the job's status (``null``, a list, an error object in a 2xx) is a
+# malformed reply: read again within the request budget, then a clear error naming what was missing.
+IMPORT_JOB_REPLY = needs("status", within=lambda body: body.get("importJob"))
 
 
 class QConnectImportJobTrigger(AwsBaseWaiterTrigger):
@@ -118,7 +123,7 @@ class QConnectImportJobTrigger(AwsBaseWaiterTrigger):
         return f"knowledgeBases/{kb}/importJobs/{job_id}"
 
     async def snapshot(self, client: AsyncApiClient, path: str) -> JobSnapshot:
-        job = (await client.json("GET", path)).get("importJob") or {}
+        job = (await client.json("GET", path, shape=IMPORT_JOB_REPLY))["importJob"]
         status = str(job.get("status") or "")
         return JobSnapshot(self.import_job_id, status, IMPORT_JOB_STATUSES.state_of(status))
 

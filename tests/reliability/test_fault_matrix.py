@@ -83,6 +83,20 @@ class DyingStore(TaskStateStore):
             raise WorkerKilled(key)
 
 
+class DiesBeforeStoring(TaskStateStore):
+    """Dies when the job id is about to be stored: the start call reached the service, the worker was
+    killed before recording the id; only the intent written before the call is left."""
+
+    def __init__(self, die_on: str):
+        super().__init__()
+        self.die_on = die_on
+
+    def set(self, key: str, value: Any) -> None:
+        if key == self.die_on:
+            raise WorkerKilled(key)
+        super().set(key, value)
+
+
 class TaskInstance:
     """What the operators read from ``context["ti"]``; XComs are kept to be checked for secrets."""
 
@@ -130,6 +144,10 @@ class Service:
 
     def jobs(self, fake: Any) -> list[str]:
         return [e["id"] for e in fake.journal(event=self.job_event)]
+
+    def live_jobs(self, fake: Any) -> list[str]:
+        """The jobs that can still land data (AEP: not aborted)."""
+        return self.jobs(fake)
 
     def stretch(self, fake: Any, seconds: float) -> None:
         """Make a job take about ``seconds`` to finish."""
@@ -365,6 +383,9 @@ class Adobe(Service):
 
     def canceled(self, fake: Any, job_id: Any) -> bool:
         return fake.batches[job_id]["status"] == "aborted"
+
+    def live_jobs(self, fake: Any) -> list[str]:
+        return [b for b in self.jobs(fake) if fake.batches[b]["status"] != "aborted"]
 
     def cancel_remotely(self, fake: Any, job_id: Any) -> None:
         AdobeAepHook().abort_batch(job_id)
@@ -762,6 +783,51 @@ def unexpected_status(case: Case) -> None:
     assert len([line for level, line in lines if level == "warning"]) == 1, lines
 
 
+def garbled_start_reply(case: Case) -> None:
+    """The server acts on the start call, and its 2xx reply cannot be read: the job is found (Polaris,
+    AEP: the lost batch aborted and one new one made) or the same request is sent again (Q in
+    Connect's clientToken, Zeta Alpha's upserts); eGain, which can neither, fails without retrying.
+    Never two live jobs."""
+    case.add_fault("start", action="malformed_after")
+    service = case.service
+    if isinstance(service, Egain):
+        error = case.fails()
+        assert isinstance(error, IngestStartUnknown) and isinstance(error, AirflowFailException), error
+        assert len(case.jobs()) == 1 and len(case.requests("start")) == 1
+        return
+    case.run()
+    assert len(service.live_jobs(case.fake)) == service.jobs_per_run
+
+
+def killed_during_start(case: Case) -> None:
+    """The worker dies after the start call reached the service, before the job id was stored: the
+    retry adopts the job or sends the same request again; eGain's retry fails without a second
+    start. Never two live jobs."""
+    service = case.service
+    case.store = DiesBeforeStoring(die_on=case.op().external_id_key)
+    with pytest.raises(WorkerKilled):
+        case.op().execute(case.context())
+    starts = len(case.requests("start"))
+    case.store = TaskStateStore(case.store)  # what task_state_store holds for the next try
+    case.ti = TaskInstance(try_number=2)
+    if isinstance(service, Egain):
+        error = case.fails()
+        assert isinstance(error, IngestStartUnknown) and "earlier try" in str(error), error
+        assert len(case.requests("start")) == starts and len(case.jobs()) == 1
+        return
+    case.run()
+    assert len(service.live_jobs(case.fake)) == service.jobs_per_run
+
+
+def status_not_an_object(case: Case, mode: str) -> None:
+    """A 2xx status reply that is ``null``: a malformed reply, read again, and the wait goes on to
+    success (never an unexpected status '' until the deadline, nor an AttributeError)."""
+    case.add_fault("status", action="body", body=None)
+    case.run(mode)
+    assert case.requests("status")[0]["fault"] == "body"
+    assert len(case.service.live_jobs(case.fake)) == case.service.jobs_per_run
+
+
 FAULTS: dict[str, Any] = {
     "429-retry-after-x2": throttled_twice,
     "503-502-burst": burst_5xx,
@@ -780,6 +846,10 @@ FAULTS: dict[str, Any] = {
     "malformed-status-poke": lambda case: malformed_status(case, "poke"),
     "malformed-status-deferred": lambda case: malformed_status(case, "deferred"),
     "unexpected-status": unexpected_status,
+    "garbled-start-reply": garbled_start_reply,
+    "killed-during-start": killed_during_start,
+    "status-null-poke": lambda case: status_not_an_object(case, "poke"),
+    "status-null-deferred": lambda case: status_not_an_object(case, "deferred"),
 }
 
 
