@@ -12,7 +12,12 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import BUCKET, kill_while_running, run_trigger
 
-from airflow_provider_ingest.exceptions import IngestApiError, IngestInputError, IngestJobFailed
+from airflow_provider_ingest.exceptions import (
+    IngestApiError,
+    IngestApiRejected,
+    IngestInputError,
+    IngestJobFailed,
+)
 from airflow_provider_ingest.hooks.adobe_aep import AdobeAepHook, batch_snapshot
 from airflow_provider_ingest.http import RetryPolicy
 from airflow_provider_ingest.jobs import JobState
@@ -154,7 +159,7 @@ def test_batch_failure_surfaces_the_recorded_errors(adobe, inputs):
 
 def test_failure_before_complete_aborts_the_batch(adobe, inputs):
     adobe.add_fault(action="status", status=400, method="PUT", path="/files/b.parquet")
-    with pytest.raises(Exception, match="400"):
+    with pytest.raises(IngestApiRejected, match="HTTP 400"):
         aep_op().execute({})
     [created] = adobe.journal(event="batch_created")
     assert adobe.batches[created["id"]]["status"] == "aborted"
@@ -164,7 +169,7 @@ def test_a_later_file_failing_to_convert_aborts_the_batch(adobe, s3):
     # The second file is staged while the first uploads; its error still aborts the batch.
     s3.put_object(Bucket=BUCKET, Key="aep/mixed/a.csv", Body=csv_rows(50))
     s3.put_object(Bucket=BUCKET, Key="aep/mixed/b.csv", Body=csv_rows(5) + b"1,2\n")
-    with pytest.raises(Exception, match="CSV parse error"):
+    with pytest.raises(IngestInputError, match="CSV parse error"):  # bad data: no retry
         aep_op(s3_prefix=f"s3://{BUCKET}/aep/mixed/", validate_schema=False).execute({})
     [created] = adobe.journal(event="batch_created")
     assert adobe.batches[created["id"]]["status"] == "aborted"
@@ -177,7 +182,8 @@ def test_a_stopped_staging_fails_at_its_next_read(s3, tmp_path):
     s3.put_object(Bucket=BUCKET, Key="aep/stop/a.csv", Body=csv_rows(50))
     stop = threading.Event()
     stop.set()
-    with open(tmp_path / "a.parquet", "wb") as local, pytest.raises(Exception, match="staging stopped"):
+    stopped = pytest.raises(InterruptedError, match="staging stopped")
+    with open(tmp_path / "a.parquet", "wb") as local, stopped:
         aep_op(s3_prefix=f"s3://{BUCKET}/aep/stop/").stage_parquet(BUCKET, "aep/stop/a.csv", local, stop)
 
 
@@ -223,7 +229,7 @@ def test_status_mapping_is_case_insensitive():
 def test_headers_are_required_like_the_service(adobe):
     hook = AdobeAepHook()
     hook.client.auth.fixed.pop("x-gw-ims-org-id")
-    with pytest.raises(Exception, match="400"):
+    with pytest.raises(IngestApiRejected, match="HTTP 400"):
         hook.get_dataset(DATASET_ID)
 
 

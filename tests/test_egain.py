@@ -94,7 +94,7 @@ def test_missing_scope_is_403(egain, monkeypatch):
     conn = egain.airflow_connection()
     conn["extra"]["scope"] = "knowledge.portalmgr.read"
     monkeypatch.setenv("AIRFLOW_CONN_EGAIN_NOSCOPE", json.dumps(conn))
-    with pytest.raises(Exception, match="403"):
+    with pytest.raises(IngestApiRejected, match="HTTP 403"):
         EgainHook("egain_noscope").get_status("X")
 
 
@@ -135,7 +135,7 @@ def test_status_mapping(status, state):
 
 
 def test_bad_body_is_400_naming_the_field(egain):
-    with pytest.raises(Exception) as info:
+    with pytest.raises(IngestApiRejected, match="operation") as info:
         EgainHook().start_import({"dataSource": data_source(), "operation": "merge"})
     assert info.value.status == 400 and info.value.code == "400-101" and "operation" in str(info.value)
 

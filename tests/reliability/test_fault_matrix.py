@@ -27,6 +27,7 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 import pytest
+from airflow.exceptions import AirflowException
 from airflow.sdk.bases.operator import TRIGGER_FAIL_REPR, TriggerFailureReason
 from airflow.sdk.exceptions import AirflowFailException, TaskDeferralTimeout, TaskDeferred
 from conftest import BUCKET, EGAIN_AWS_KEY
@@ -489,7 +490,9 @@ class Case:
         return result
 
     def fails(self, mode: str = "poke", during: Any = None, **kwargs: Any) -> BaseException:
-        with pytest.raises(Exception) as info:
+        # every failure the provider raises is an AirflowException (IngestInputError a ValueError
+        # too); the callers assert the exact type and message
+        with pytest.raises(AirflowException) as info:
             self.run(mode, during, **kwargs)
         self.record(info.value)
         return info.value
