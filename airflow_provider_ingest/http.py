@@ -448,7 +448,7 @@ def _keep_headers(request: requests.PreparedRequest) -> requests.PreparedRequest
     return request
 
 
-def _aiohttp_certificate_error() -> type[BaseException] | tuple[()]:
+def _aiohttp_certificate_error() -> type[aiohttp.ClientConnectorCertificateError] | tuple[()]:
     """aiohttp's certificate error class when aiohttp is loaded (a sync-only worker never loads it:
     no aiohttp exception can then reach here)."""
     import sys

@@ -79,6 +79,14 @@ class JobSnapshot:
         return cls(state=state, details=event.get("details") or {}, **fields)
 
 
+class JobReader(Protocol):
+    """What ``wait_for_job`` reads: a hook, or any object that reads one kind of job."""
+
+    service: str
+
+    def job_snapshot(self, job_id: Any) -> JobSnapshot: ...
+
+
 class JobHook(Protocol):
     """What a hook offers so the shared operator, sensor and trigger can wait on its jobs."""
 
@@ -157,7 +165,7 @@ class JobWatch:
 
 
 def wait_for_job(
-    hook: JobHook,
+    hook: JobReader,
     job_id: Any,
     *,
     poll_interval: float,
@@ -274,7 +282,7 @@ class StartLedger:
             self.store.set(key, None)
 
 
-class _MemoryStore(dict):
+class _MemoryStore(dict[str, Any]):
     def set(self, key: str, value: Any) -> None:
         self[key] = value
 

@@ -22,7 +22,7 @@ operator module only names its mixin:
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from airflow.sdk import Asset, AssetAlias
 
@@ -39,7 +39,18 @@ from airflow_provider_ingest.links import (
 from airflow_provider_ingest.validation import parse_s3_uri
 
 if TYPE_CHECKING:
-    from airflow.sdk import Connection, Context
+    from airflow.providers.amazon.aws.links.base_aws import BaseAwsLink
+    from airflow.sdk import BaseOperator, Connection, Context
+    from openlineage.client.generated.base import OutputDatasetFacet
+
+    from airflow_provider_ingest.links import IngestConsoleLink
+
+    # The mixins are only ever mixed into an operator or sensor (they come first among its bases):
+    # for the type checker they are one, so ``log``, ``outlets`` and the rest are known. At run time
+    # they stay plain classes.
+    _OperatorBase = BaseOperator
+else:
+    _OperatorBase = object
 
 
 def destination_alias(scheme: str) -> AssetAlias:
@@ -80,7 +91,7 @@ def output_dataset(
     )
 
     dataset = assets.convert_asset_to_openlineage(asset)
-    statistics = {}
+    statistics: dict[str, OutputDatasetFacet] = {}
     if rows is not None or size is not None:
         statistics["outputStatistics"] = OutputStatisticsOutputDatasetFacet(
             rowCount=rows, size=size, fileCount=files
@@ -97,7 +108,7 @@ def operator_lineage(inputs: list[Any], outputs: list[Any]):
 
 
 # --- the shared mixin -----------------------------------------------------------------------------
-class HookedMixin:
+class HookedMixin(_OperatorBase):
     """An operator class may define a method itself, and a mixin's method of that name would then
     never run; so each class taking this mixin gets the methods in ``lineage_hooks`` wrapped when it
     is created: ``{method: hook}``, the hook called as ``hook(original, *args, **kwargs)``."""
@@ -117,9 +128,13 @@ class IngestLineageMixin(HookedMixin):
     ``link_params``, ``landed`` and ``inputs``."""
 
     scheme: ClassVar[str]
-    link_class: ClassVar[type]
+    link_class: ClassVar[type[IngestConsoleLink] | type[BaseAwsLink]]
     landing: dict[str, Any] | None = None
     _link_persisted = False
+
+    # set by the operator's __init__
+    conn_id: str
+    wait_for_completion: bool
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -150,6 +165,12 @@ class IngestLineageMixin(HookedMixin):
     def output_facets(self) -> dict[str, Any]:
         """``output_dataset`` keyword arguments (schema, rows, size, files) from ``landing``."""
         return {}
+
+    def _landed_extra(self) -> dict[str, Any]:
+        """``landing``, for ``output_facets`` (only called once the data has landed)."""
+        if self.landing is None:
+            raise RuntimeError("output facets asked for before the data landed")
+        return self.landing
 
     # hooks into the operator's run ---------------------------------------------------------------
     lineage_hooks = {
@@ -207,7 +228,7 @@ def _hooked(original: Any, hook: str) -> Any:
     def method(self: Any, *args: Any, **kwargs: Any) -> Any:
         return getattr(self, hook)(original, *args, **kwargs)
 
-    method._lineage_hook = hook
+    cast(Any, method)._lineage_hook = hook
     return method
 
 
@@ -220,6 +241,16 @@ class PolarisLineage(IngestLineageMixin):
     scheme = assets.POLARIS
     link_class = PolarisJobLink
     operator_extra_links = (PolarisJobLink(),)
+
+    # set by the operator's __init__; ``hook`` is the operator's
+    table_name: str
+    connection_name: str
+    uris: list[str] | None
+    prefixes: list[str] | None
+    objects: list[str] | None
+    pattern: str | None
+    input_schema: list[dict[str, str]] | None
+    hook: Any
 
     def destination(self) -> Asset:
         return assets.polaris_destination(self.connection(), self.table_name)
@@ -266,7 +297,8 @@ class PolarisLineage(IngestLineageMixin):
         return [s3_dataset(bucket, name, schema) for name in names]
 
     def output_facets(self) -> dict[str, Any]:
-        return {"rows": self.landing.get("rows"), "size": self.landing.get("bytes")}
+        landing = self._landed_extra()
+        return {"rows": landing.get("rows"), "size": landing.get("bytes")}
 
 
 # --- Adobe Experience Platform --------------------------------------------------------------------
@@ -278,6 +310,11 @@ class AdobeAepLineage(IngestLineageMixin):
     link_class = AdobeAepBatchLink
     operator_extra_links = (AdobeAepBatchLink(),)
     _parquet_schema: list[tuple[str, str]] | None = None
+
+    # set by the operator's __init__
+    dataset_id: str
+    s3_prefix: str | None
+    s3_keys: list[str] | None
 
     def destination(self) -> Asset:
         return assets.aep_destination(self.connection(), self.dataset_id)
@@ -334,11 +371,12 @@ class AdobeAepLineage(IngestLineageMixin):
         return [s3_dataset(*parse_s3_uri(uri, "s3")) for uri in uris]
 
     def output_facets(self) -> dict[str, Any]:
+        landing = self._landed_extra()
         return {
             "schema": self._parquet_schema,
-            "rows": self.landing.get("rows"),
-            "size": self.landing.get("bytes"),
-            "files": self.landing.get("files"),
+            "rows": landing.get("rows"),
+            "size": landing.get("bytes"),
+            "files": landing.get("files"),
         }
 
 
@@ -347,6 +385,8 @@ class EgainLineage(IngestLineageMixin):
     scheme = assets.EGAIN
     link_class = EgainImportJobLink
     operator_extra_links = (EgainImportJobLink(),)
+
+    s3_path: str  # set by the operator's __init__
 
     def destination(self) -> Asset:
         return assets.egain_destination(self.connection())
@@ -367,7 +407,8 @@ class EgainLineage(IngestLineageMixin):
         return [s3_dataset(*parse_s3_uri(self.s3_path, "s3_path"))]
 
     def output_facets(self) -> dict[str, Any]:
-        return {"rows": self.landing.get("documents")}
+        landing = self._landed_extra()
+        return {"rows": landing.get("documents")}
 
 
 # --- Zeta Alpha -----------------------------------------------------------------------------------
@@ -375,6 +416,10 @@ class ZetaAlphaLineage(IngestLineageMixin):
     scheme = assets.ZETA_ALPHA
     link_class = ZetaAlphaDocumentsLink
     operator_extra_links = (ZetaAlphaDocumentsLink(),)
+
+    # set by the operator's __init__
+    s3_prefix: str
+    content_source_id: str | None
 
     def destination(self) -> Asset:
         return assets.zeta_alpha_destination(self.connection())
@@ -400,15 +445,20 @@ class ZetaAlphaLineage(IngestLineageMixin):
         return [s3_dataset(*parse_s3_uri(self.s3_prefix, "s3_prefix"))]
 
     def output_facets(self) -> dict[str, Any]:
-        return {"rows": self.landing.get("documents")}
+        landing = self._landed_extra()
+        return {"rows": landing.get("documents")}
 
 
 # --- sensors: links only --------------------------------------------------------------------------
 class SensorLinkMixin(HookedMixin):
     """Records the console link of the job the sensor waits for, before it waits."""
 
-    link_class: ClassVar[type]
+    link_class: ClassVar[type[IngestConsoleLink]]
     lineage_hooks = {"execute": "_hook_sensor_execute"}
+
+    # set by the sensor's __init__
+    conn_id: str
+    job_id: Any
 
     def link_params(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -435,7 +485,7 @@ class PolarisSensorLinks(SensorLinkMixin):
     operator_extra_links = (PolarisJobLink(),)
 
     def link_params(self) -> dict[str, Any]:
-        return PolarisLineage.link_params(self, self.job_id)
+        return PolarisLineage.link_params(cast(PolarisLineage, self), self.job_id)
 
 
 class AdobeAepSensorLinks(SensorLinkMixin):
@@ -444,7 +494,7 @@ class AdobeAepSensorLinks(SensorLinkMixin):
     dataset_id = None
 
     def link_params(self) -> dict[str, Any]:
-        return AdobeAepLineage.link_params(self, self.job_id)
+        return AdobeAepLineage.link_params(cast(AdobeAepLineage, self), self.job_id)
 
 
 class EgainSensorLinks(SensorLinkMixin):
@@ -464,4 +514,4 @@ class ZetaAlphaSensorLinks(SensorLinkMixin):
     content_source_id = None
 
     def link_params(self) -> dict[str, Any]:
-        return ZetaAlphaLineage.link_params(self, self.job_id)
+        return ZetaAlphaLineage.link_params(cast(ZetaAlphaLineage, self), self.job_id)

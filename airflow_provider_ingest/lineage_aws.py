@@ -13,14 +13,31 @@ from airflow_provider_ingest.lineage import IngestLineageMixin, SensorLinkMixin,
 from airflow_provider_ingest.links_aws import QConnectKnowledgeBaseLink
 
 if TYPE_CHECKING:
+    from airflow.providers.amazon.aws.utils.mixins import AwsBaseHookMixin
     from airflow.sdk import Asset, Context
 
+    from airflow_provider_ingest.hooks.qconnect import QConnectHook
 
-# --- Amazon Q in Connect --------------------------------------------------------------------------
-class QConnectLineage(IngestLineageMixin):
+
+if TYPE_CHECKING:  # mixed into an AwsBaseOperator: its ``hook`` is final
+
+    class _QConnectLineageBase(IngestLineageMixin, AwsBaseHookMixin[QConnectHook]): ...
+else:
+    _QConnectLineageBase = IngestLineageMixin
+
+
+class QConnectLineage(_QConnectLineageBase):
     scheme = assets.QCONNECT
     link_class = QConnectKnowledgeBaseLink
     operator_extra_links = (QConnectKnowledgeBaseLink(),)
+
+    # the operator's
+    knowledge_base_id: str
+    s3_client: Any
+
+    if TYPE_CHECKING:
+
+        def s3_location(self) -> tuple[str, str]: ...
 
     def destination(self) -> Asset:
         return assets.create_qconnect_asset(
@@ -49,11 +66,23 @@ class QConnectLineage(IngestLineageMixin):
         return [s3_dataset(*self.s3_location())]
 
     def output_facets(self) -> dict[str, Any]:
-        return {"size": self.landing.get("bytes")}
+        landing = self._landed_extra()
+        return {"size": landing.get("bytes")}
 
 
-class QConnectSensorLinks(SensorLinkMixin):
+if TYPE_CHECKING:  # mixed into an AwsBaseSensor: its ``hook`` is final
+
+    class _QConnectSensorLinksBase(SensorLinkMixin, AwsBaseHookMixin[QConnectHook]): ...
+else:
+    _QConnectSensorLinksBase = SensorLinkMixin
+
+
+class QConnectSensorLinks(_QConnectSensorLinksBase):
     operator_extra_links = (QConnectKnowledgeBaseLink(),)
+
+    # set by the sensor's __init__
+    knowledge_base_id: str
+    import_job_id: str
 
     def persist_sensor_link(self, context: Context) -> None:
         QConnectKnowledgeBaseLink.persist(

@@ -42,7 +42,7 @@ class IngestConsoleLink(BaseOperatorLink):
     name: ClassVar[str]
     key: ClassVar[str]
 
-    def url(self, **params: Any) -> str:
+    def url(self, *args: Any, **params: Any) -> str:  # `...`: each link names the params it reads
         raise NotImplementedError
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:

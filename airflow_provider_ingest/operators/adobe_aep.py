@@ -350,7 +350,7 @@ class S3ToAdobeAepOperator(AdobeAepLineage, IngestJobOperator):
         super().on_kill()
 
     def job_result(self, job_id: Any, snapshot: JobSnapshot | None, context: Context) -> Any:
-        summary = self.summary
+        summary: dict[str, Any] | None = self.summary
         if not summary:  # resumed after deferral, or a retry re-attached: recorded before COMPLETE
             record = self.ledger(context).store.get(LOADING_KEY) or {}
             summary = record.get("summary") if record.get("batch_id") == job_id else None

@@ -22,7 +22,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from airflow.sdk import BaseOperator, Context, ResumableJobMixin, conf
 from airflow.sdk.exceptions import AirflowFailException
@@ -91,8 +91,12 @@ class ExactlyOnceJobMixin(ResumableJobMixin):
     # How a user checks by hand for a job whose start reply was lost (named in the failure).
     how_to_check: ClassVar[str] = "the service's console"
 
-    # set by subclasses' __init__ (operators hold these as arguments)
-    timeout: float
+    # set by subclasses' __init__ (operators hold these as arguments; ``timeout`` may be a property)
+    if TYPE_CHECKING:
+
+        @property
+        def timeout(self) -> float: ...
+
     resubmit_on_unknown_start: bool
     cancel_on_timeout: bool
     job_id: Any
@@ -209,7 +213,8 @@ class ExactlyOnceJobMixin(ResumableJobMixin):
 
     @property
     def service_name(self) -> str:
-        return str(getattr(self.hook, "service", type(self).__name__))
+        hook = cast(Any, self).hook  # the operator's (a cached property, or the AWS mixin's)
+        return str(getattr(hook, "service", type(self).__name__))
 
     # --- timeouts ----------------------------------------------------------------------------
     def deadline(self, context: Context) -> float:
@@ -265,6 +270,7 @@ class IngestJobOperator(ExactlyOnceJobMixin, BaseOperator):
 
     hook_class: ClassVar[type]
     trigger_class: ClassVar[type]
+    timeout: float  # an argument here (the mixin only reads it)
 
     def __init__(
         self,

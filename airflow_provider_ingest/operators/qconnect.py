@@ -11,7 +11,7 @@ import re
 import uuid
 import warnings
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
@@ -363,8 +363,9 @@ class QConnectImportQuickResponsesOperator(
             if getattr(error, "code", None) != "ResourceNotFoundException":
                 raise error from exc
             where = " in the connection's region and account" if arn else ""
+            reason = cast(IngestApiError, error).server_message  # as_provider_error of a ClientError
             raise IngestInputError(
-                f"knowledge_base_id: no knowledge base {kb_id}{where} ({error.server_message})"
+                f"knowledge_base_id: no knowledge base {kb_id}{where} ({reason})"
             ) from None
         if arn and kb.get("knowledgeBaseArn") != given:
             raise IngestInputError(
@@ -560,6 +561,10 @@ class QConnectImportQuickResponsesOperator(
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         with provider_errors():
             import_job_id = (event or {}).get("import_job_id") or self.job_id
+            if import_job_id is None:
+                raise IngestJobFailed(
+                    "Amazon Q in Connect: no import job id (not in the event, none recorded)"
+                )
             job = self.hook.get_import_job(self.kb_path_id(), import_job_id)
             if check_import_job(self.hook, job):
                 return import_job_id

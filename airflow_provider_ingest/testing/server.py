@@ -89,12 +89,14 @@ class FaultInjector:
                 await self.app(scope, receive, hold)  # the server acts...
                 status = next(m["status"] for m in held if m["type"] == "http.response.start")
                 if status >= 400:  # an error reply goes through unchanged
-                    for message in held:
-                        await recording_send(message)
+                    for held_message in held:
+                        await recording_send(held_message)
                     return None
                 garbled = b"{not json"  # ...and its success reply cannot be read
-                headers = [(b"content-type", b"application/json"), (b"content-length", b"9")]
-                await recording_send({"type": "http.response.start", "status": status, "headers": headers})
+                start_headers = [(b"content-type", b"application/json"), (b"content-length", b"9")]
+                await recording_send(
+                    {"type": "http.response.start", "status": status, "headers": start_headers}
+                )
                 return await recording_send({"type": "http.response.body", "body": garbled})
             if action == "drop":
                 return _abort(send)
