@@ -52,7 +52,7 @@ def document_state(document: dict[str, Any]) -> JobState | None:
 
 
 def ingestion_job(
-    ingestion_job_id: str | None, documents: int, sent_at: float, grace: float
+    ingestion_job_id: str | None, documents: int | str | None, sent_at: float, grace: float
 ) -> dict[str, Any]:
     """The job id of a document ingestion: small whatever the folder size (issue 16, item 7).
 

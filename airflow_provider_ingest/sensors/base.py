@@ -88,6 +88,8 @@ class IngestJobSensor(BaseSensorOperator):
         if isinstance(self.job_id, list):
             for item in self.job_id:
                 check_path_segment(item, f"{self.job_id_field}[]")
+        elif isinstance(self.job_id, dict):  # a Zeta Alpha ingestion job: its id goes into a query
+            check_path_segment(self.job_id.get("ingestion_job_id"), "ingestion_job_id")
         else:
             check_path_segment(self.job_id, self.job_id_field)
 

@@ -57,7 +57,9 @@ with DAG(
         task_id="qconnect_sensor", knowledge_base_id=KB, import_job_id="{{ ti.xcom_pull('qconnect') }}"
     )
     zeta >> ZetaAlphaDocumentsSensor(
-        task_id="zeta_sensor", document_ids="{{ ti.xcom_pull('zeta')['document_ids'] }}"
+        task_id="zeta_sensor",
+        ingestion_job_id="{{ ti.xcom_pull('zeta')['ingestion_job_id'] }}",
+        documents="{{ ti.xcom_pull('zeta')['sent'] }}",
     )
 
 
