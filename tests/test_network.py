@@ -275,7 +275,7 @@ def test_netrc_does_not_replace_the_authorization_header(
     netrc.chmod(0o600)
     monkeypatch.setenv("NETRC", str(netrc))
     conn_id = polaris_conn(verify=ca.ca_cert)
-    assert PolarisHook(polaris_conn_id=conn_id).list_jobs() == []  # a 401 if the key were replaced
+    assert PolarisHook(polaris_conn_id=conn_id).list_jobs() == ([], False)  # a 401 if the key were replaced
 
 
 # --- OAuth: the token endpoint is reached with the connection's settings too --------------------

@@ -416,12 +416,18 @@ class S3ToZetaAlphaOperator(ZetaAlphaLineage, IngestJobOperator):
     def check_custom_metadata(self, errors: list[dict[str, str]]) -> None:
         """Fail, naming the key and the fix, when the index refused ``etag_metadata_key``."""
         key = self.etag_metadata_key
-        refused = [e for e in errors if key and key in (e.get("error_message") or "")]
+        if not key:
+            return
+        # the index names the key as custom_metadata's ("custom_metadata: key 's3_etag' is not
+        # defined"); a message that merely quotes a document, as JSON ('"custom_metadata":
+        # {"s3_etag": ...}') or URL-encoded, is some other refusal
+        names_the_key = re.compile(r"custom_metadata[^{}%\"]{0,40}?" + re.escape(key))
+        refused = [e for e in errors if names_the_key.search(e.get("error_message") or "")]
         if not refused:
             return
         raise IngestInputError(
             f"etag_metadata_key: Zeta Alpha refused custom_metadata key {key!r} for {len(refused)} "
-            f"document(s) ({refused[0]['error_message']}). The index has a custom schema that does "
+            f"document(s) ({redact(refused[0]['error_message'])}). The index has a custom schema that does "
             f"not define it: add {key!r} (a string) to the index configuration's custom_metadata "
             "keys, or set etag_metadata_key to a string key the index defines. (etag_metadata_key="
             "None compares last_updated_at instead, which an index with a custom schema does not "
