@@ -71,7 +71,8 @@ def test_airflow_dags_test_s3_to_knowledge_base(airflow_db, egain, qconnect, zet
     assert deferred(qconnect), "the wait must go through the trigger's signed aiohttp polls"
     assert "X-Amz-Signature" not in output  # the presigned upload URL never reaches a log
     landed = re.search(r"'zeta_alpha': \{'ingestion_job_id': '[^']+', (.*?\}\})", output)
-    assert landed and landed.group(1) == "'sent': 2, 'skipped': 0, 'deleted': 0, 'statuses': {'indexed': 2}}"
+    assert landed, output[output.find("Landed:") :][:600]
+    assert landed.group(1) == "'sent': 2, 'skipped': 0, 'deleted': 0, 'statuses': {'indexed': 2}}"
     assert deferred(zeta) and zeta.api_key not in output
     for secret in (egain.client_secret, *egain.tokens):
         assert secret not in output
@@ -198,5 +199,6 @@ def test_backfill_fans_out_one_job_per_day_and_each_index_owns_its_job(airflow_d
     assert len(polaris.journal(event="job_created")) == 3
     prefixes = sorted(job["source"]["prefixes"][0] for job in polaris.jobs.values())
     assert prefixes == [f"events/{d}/" for d in days]
-    assert len(adobe.journal(event="batch_created")) == 3
-    assert sorted(b["status"] for b in adobe.batches.values()) == ["success"] * 3
+    # the lost create reply's batch is found by its request tag (not a sibling's) and aborted
+    statuses = sorted(b["status"] for b in adobe.batches.values())
+    assert statuses == ["aborted", "success", "success", "success"], statuses

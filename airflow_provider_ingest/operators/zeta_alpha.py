@@ -559,7 +559,8 @@ class S3ToZetaAlphaOperator(ZetaAlphaLineage, IngestJobOperator):
         summary = self.summary
         if not summary and (ti := context.get("ti")):  # resumed after deferral: pushed before
             summary = ti.xcom_pull(task_ids=ti.task_id, key="ingest_summary", map_indexes=ti.map_index) or {}
-        job = job_id if isinstance(job_id, dict) else {}
+        # resumed after deferral, the job arrives as the snapshot's details, not as the id
+        job = job_id if isinstance(job_id, dict) else (snapshot.details if snapshot else {})
         return {
             "ingestion_job_id": job.get("ingestion_job_id"),
             **{k: summary.get(k) for k in ("sent", "skipped", "deleted")},
