@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import importlib
 import json
 import logging
 import os
 import random
 import re
 import ssl
+import sys
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping
@@ -64,10 +66,16 @@ def mask(*secrets: str | None) -> None:
     from airflow.sdk.log import mask_secret
 
     for secret in secrets:
-        if secret:
-            mask_secret(secret)
-            for form in encoded_forms(secret):
+        # Each registration rebuilds the masker's pattern (time growing with every secret held);
+        # hooks and triggers register the same few secrets again and again, on the triggerer's loop
+        # too: register each once per process.
+        if secret and secret not in _masked:
+            for form in (secret, *encoded_forms(secret)):
                 mask_secret(form)
+            _masked.add(secret)
+
+
+_masked: set[str] = set()
 
 
 # The signature and credentials of a presigned URL (SigV4 and SigV2, in a query string or an
@@ -593,7 +601,10 @@ def _shared_session(origin: str, network: NetworkSettings = DIRECT) -> aiohttp.C
         # requests does, once per origin. aiohttp's trust_env would cost two thread hops per
         # request (proxy and netrc look-ups), and a netrc entry for the host makes it refuse a
         # request that carries an Authorization header.
-        connector = aiohttp.TCPConnector(limit=100, ssl=network.ssl_context())
+        # Loading a CA bundle takes tens of milliseconds of the loop: only an https origin needs it
+        # (once per process, origin and settings); a plain-http origin never handshakes.
+        tls = network.ssl_context() if origin.startswith("https://") else False
+        connector = aiohttp.TCPConnector(limit=100, ssl=tls)
         session = aiohttp.ClientSession(connector=connector, trust_env=False)
         per_loop[(origin, network)] = session
     return session
@@ -703,6 +714,10 @@ class AsyncApiClient(_ClientBase):
         """Send a request and return ``(status, parsed JSON or None)``."""
         if asyncio.get_running_loop() not in _loop_guards:
             await close_at_loop_end()
+        if "aiohttp" not in sys.modules:
+            # aiohttp is imported where used (DAG parse cost); its first import reads ~60 files, which
+            # must not happen on a triggerer's loop that every other wait shares
+            await asyncio.to_thread(importlib.import_module, "aiohttp")
         import aiohttp
 
         url = self.url(path)
