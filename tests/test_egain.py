@@ -222,8 +222,10 @@ def test_temporary_credentials_are_refused(egain, kb, monkeypatch, moto_s3):
     assert egain.journal() == []
 
 
-def test_schedule_time_is_sent_in_the_apis_format(egain, kb):
-    when = _future(days=1)
+@pytest.mark.parametrize("days", [1, 30], ids=["tomorrow", "a-month-ahead"])
+def test_schedule_time_is_sent_in_the_apis_format(egain, kb, days):
+    # no 7-day cap: neither the API document nor eGain's published docs state one (issue 16 item 15)
+    when = _future(days=days)
     assert parse_schedule_time(when) == when.replace("Z", ".000Z")
     job = import_op(schedule_time=when, wait_for_completion=False).execute({})
     assert EgainHook().get_status(job["job_id"])["status"] == "Scheduled"
