@@ -222,7 +222,12 @@ class EgainFake(FakeService):
                     pair = base64.b64decode(header[6:]).decode()
                 except ValueError:
                     pair = ""
-                client_id, _, client_secret = (unquote_plus(p) for p in pair.partition(":"))
+                raw_id, _, raw_secret = pair.partition(":")
+                # RFC 6749 2.3.1 form-encodes both before Basic; many clients (requests' HTTPBasicAuth,
+                # which the eGain SDK's OAuth client uses) send them as they are: take either
+                client_id, client_secret = raw_id, raw_secret
+                if (client_id, client_secret) != (self.client_id, self.client_secret):
+                    client_id, client_secret = unquote_plus(raw_id), unquote_plus(raw_secret)
             if client_id != self.client_id or client_secret != self.client_secret:
                 return JSONResponse(
                     {"error": "invalid_client", "error_description": "client authentication failed"}, 401
