@@ -47,14 +47,7 @@ class QConnectLineage(_QConnectLineageBase):
     def persist_link(self, context: Context, job_id: Any) -> None:
         if self._link_persisted or job_id is None:
             return
-        QConnectKnowledgeBaseLink.persist(
-            context=context,
-            operator=self,
-            region_name=self.hook.conn_region_name,
-            aws_partition=self.hook.conn_partition,
-            knowledge_base_id=self.knowledge_base_id,
-            import_job_id=job_id,
-        )
+        persist_link(self, context, job_id)
         self._link_persisted = True
 
     def landed(self, result: Any, context: Context) -> dict[str, Any]:
@@ -85,11 +78,17 @@ class QConnectSensorLinks(_QConnectSensorLinksBase):
     import_job_id: str
 
     def persist_sensor_link(self, context: Context) -> None:
-        QConnectKnowledgeBaseLink.persist(
-            context=context,
-            operator=self,
-            region_name=self.hook.conn_region_name,
-            aws_partition=self.hook.conn_partition,
-            knowledge_base_id=self.knowledge_base_id,
-            import_job_id=self.import_job_id,
-        )
+        persist_link(self, context, self.import_job_id)
+
+
+def persist_link(task: Any, context: Context, import_job_id: Any) -> None:
+    """Record the console link of ``import_job_id`` for the operator or sensor ``task``: the
+    region and partition of its AWS connection, and its knowledge base."""
+    QConnectKnowledgeBaseLink.persist(
+        context=context,
+        operator=task,
+        region_name=task.hook.conn_region_name,
+        aws_partition=task.hook.conn_partition,
+        knowledge_base_id=task.knowledge_base_id,
+        import_job_id=import_job_id,
+    )

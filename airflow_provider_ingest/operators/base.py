@@ -140,12 +140,11 @@ class ExactlyOnceJobMixin(ResumableJobMixin):
                 raise
             self.log.warning("The start call's outcome is unknown (%s); looking for its job", exc)
             raise _StartOutcomeUnknown(exc) from exc
-        except _StartOutcomeUnknown:
-            raise
         except Exception:
             # Anything else raised by the call (an SDK error with a status, a local failure) is
-            # treated like the server's answer: nothing started. AWS SDK calls that lose their
-            # reply raise through ``start_call`` subclasses that know their errors.
+            # treated like the server's answer: nothing started. The services whose calls raise
+            # other errors (Q in Connect's botocore, Zeta Alpha's batches) are idempotent, so a
+            # start that did reach the server is found again by sending the same request.
             ledger.not_started()
             raise
 
