@@ -4,7 +4,10 @@ fakes (moto S3 and the five vendor fakes)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from conftest import BUCKET, EGAIN_AWS_KEY, run_dag
@@ -342,6 +345,30 @@ def test_every_operator_and_sensor_links_to_its_console(
         assert xcom(run, task_id, f"_link_{link}") == url, task_id
         sensor_url = url.replace("&content_source_id=cs-1", "")
         assert xcom(run, f"{task_id}_sensor", f"_link_{link}") == sensor_url, f"{task_id}_sensor"
+
+
+CONSOLE_LINKS = {
+    "airflow_provider_ingest.links.PolarisJobLink",
+    "airflow_provider_ingest.links.AdobeAepBatchLink",
+    "airflow_provider_ingest.links.EgainImportJobLink",
+    "airflow_provider_ingest.links.ZetaAlphaDocumentsLink",
+    "airflow_provider_ingest.links_aws.QConnectKnowledgeBaseLink",
+}
+
+
+def test_airflow_providers_links_lists_the_five_console_links():
+    """The command the issue names, as a user runs it: the venv's ``airflow`` script, which finds the
+    provider through its entry point."""
+    airflow = Path(sys.executable).with_name("airflow")
+    listed = subprocess.run(
+        [str(airflow), "providers", "links", "--output", "json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    names = {row["extra_link_class_name"] for row in json.loads(listed.stdout)}
+    assert {name for name in names if name.startswith("airflow_provider_ingest.")} == CONSOLE_LINKS
 
 
 def asset_events(run_id: str):

@@ -8,6 +8,7 @@ process so the test can read their journals and inject faults; the script is tol
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shlex
 import socket
@@ -19,7 +20,8 @@ import pytest
 import requests
 from conftest import ROOT
 
-from airflow_provider_ingest.testing.stack import Stack, connection_env, seed_demo_data
+from airflow_provider_ingest.testing.adobe_aep import DATASET_ID
+from airflow_provider_ingest.testing.stack import DEMO_BUCKET, Stack, connection_env, seed_demo_data
 
 STACK_SCRIPT = ROOT / "docker" / "local-stack.sh"
 DATABASE = "airflow_ingest_e2e"
@@ -28,9 +30,12 @@ DEFERRABLE_TASKS = {
     "s3_to_table": ("polaris_ingest", "adobe_ingest"),
     "s3_to_knowledge_base": ("egain_import", "qconnect_import", "zeta_alpha_ingest"),
 }
+FOLDERS = {"s3_to_table": "events", "s3_to_knowledge_base": "knowledge"}  # `prefix` defaults
 TRIGGERED_DAY = "2026-01-15"  # a folder the UI's trigger form points at through `prefix`
 FAULT_DAY = "2026-01-16"
 FINISHED = {"success", "failed"}
+OPENLINEAGE_FILE = "openlineage.jsonl"  # in the stack's state folder: every component appends to it
+QCONNECT_KB = "1b0c5d2e-3f4a-4b5c-8d6e-7f8091a2b3c4"  # the DAG's default knowledge base
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -100,6 +105,12 @@ def script_env(deployment_or_state, port: int | None = None, fakes_env: Path | N
         "STACK_DB": DATABASE,
         "STACK_REDIS_URL": "redis://127.0.0.1:6379/6",
         "STACK_SKIP_INSTALL": "1",
+        # The openlineage provider is installed (dev group); a transport is what enables it. The
+        # file transport appends one JSON event per line; the workers' listeners and the
+        # scheduler's (DAG run events) write to the same file.
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
+            {"type": "file", "log_file_path": str(state / OPENLINEAGE_FILE), "append": True}
+        ),
     }
     if port:
         env["STACK_PORT"] = str(port)
@@ -162,6 +173,11 @@ def test_scheduled_and_triggered_runs_succeed_through_the_triggerer(deployment):
     assert all(summary["polaris"]["rows_ingested"] == 300 for summary in table), table
     assert all(summary["adobe"]["rows"] == 300 for summary in table), table
     assert all(summary["egain"]["status"] == "Successful" for summary in knowledge), knowledge
+    for dag_id, dag_runs in runs.items():
+        for run in dag_runs:
+            # the folder the run read: the trigger's `prefix`, else the DAG's default for its `ds`
+            folder = run["conf"].get("prefix") or f"{FOLDERS[dag_id]}/{run['logical_date'][:10]}/"
+            assert_openlineage(deployment, dag_id, run["dag_run_id"], folder, DEFERRABLE_TASKS[dag_id])
 
     # Exactly one job or batch per branch per run: what the fakes made is what the runs report.
     stack = deployment.stack
@@ -209,6 +225,14 @@ def test_a_failing_branch_reports_its_reason_and_the_others_succeed(deployment):
     reason = "/knowledge/contentmgr/v4/import/content failed: HTTP 400 [Injected]: injected fault"
     assert "eGain POST http://" in log and reason in log, log[-3000:]
     assert len(egain.journal(event="job_created")) == jobs_before, "the refused start made no job"
+    assert_openlineage(
+        deployment,
+        "s3_to_knowledge_base",
+        run_id,
+        f"knowledge/{FAULT_DAY}/",
+        succeeded=("qconnect_import", "zeta_alpha_ingest"),
+        failed=("egain_import",),
+    )
     assert_no_secret_in_logs(deployment)
 
 
@@ -220,6 +244,55 @@ def assert_no_secret_in_logs(deployment):
         text = path.read_text(errors="replace")
         leaked = [secret[:4] + "..." for secret in secrets if secret in text]
         assert not leaked, f"{path} contains {leaked}"
+
+
+def assert_openlineage(deployment, dag_id, run_id, folder, succeeded=(), failed=()):
+    """The OpenLineage events of one run's ingestion tasks, as the file transport wrote them (issue 20).
+
+    A task that succeeded has exactly one COMPLETE, a failed one a FAIL and no COMPLETE. Before it,
+    START events of the same OpenLineage run: one per time the task ran on a worker (a deferred task
+    runs again when it resumes, and the openlineage provider sends START again). The last event
+    names the S3 input (namespace ``s3://<bucket>``, as the amazon provider names it) and the
+    destination in the provider's scheme: the values tests/test_lineage.py expects of the operators.
+    """
+    host = {name: deployment.stack.fake(name).url.split("://", 1)[1] for name in ("Egain", "ZetaAlpha")}
+    expected = {  # task: (S3 input name, (output namespace, output name))
+        "polaris_ingest": (folder, ("imply-polaris://demo.us-east-1.aws", "test-project/events")),
+        "adobe_ingest": (folder, ("adobe-aep://ACME0123456789@AdobeOrg", f"prod/{DATASET_ID}")),
+        "egain_import": (f"{folder}articles/", (f"egain://{host['Egain']}", "default")),
+        "qconnect_import": (f"{folder}quick_responses.csv", ("qconnect://us-east-1", QCONNECT_KB)),
+        "zeta_alpha_ingest": (f"{folder}articles/", (f"zeta-alpha://{host['ZetaAlpha']}", "acme/default")),
+    }
+    outcome = {**dict.fromkeys(succeeded, "COMPLETE"), **dict.fromkeys(failed, "FAIL")}
+    path = deployment.state / OPENLINEAGE_FILE
+
+    def events_by_task():
+        lines = path.read_text().splitlines() if path.exists() else []
+        by_task: dict[str, list[dict]] = {task_id: [] for task_id in outcome}
+        for event in map(json.loads, lines):
+            task_id = event["job"]["name"].removeprefix(f"{dag_id}.")
+            dag_run = event["run"]["facets"].get("airflow", {}).get("dagRun", {})
+            if task_id in by_task and dag_run.get("run_id") == run_id:
+                by_task[task_id].append(event)
+        return by_task
+
+    def ended():  # a task's process reports its state first and then sends its last event
+        by_task = events_by_task()
+        done = all(events and events[-1]["eventType"] != "START" for events in by_task.values())
+        return by_task if done else None
+
+    for task_id, events in deployment.wait(ended, f"OpenLineage events of {run_id}", timeout=60).items():
+        *starts, last = events
+        assert last["eventType"] == outcome[task_id], (task_id, [e["eventType"] for e in events])
+        deferrals = deployment.task_log(dag_id, run_id, task_id).count("Pausing task as DEFERRED")
+        assert [e["eventType"] for e in starts] == ["START"] * (1 + deferrals), (task_id, events)
+        assert {e["run"]["runId"] for e in events} == {last["run"]["runId"]}, task_id
+        source, destination = expected[task_id]
+        datasets = {kind: [(d["namespace"], d["name"]) for d in last[kind]] for kind in ("inputs", "outputs")}
+        assert datasets == {"inputs": [(f"s3://{DEMO_BUCKET}", source)], "outputs": [destination]}, task_id
+    text = path.read_text()
+    leaked = [secret[:4] + "..." for secret in deployment.stack.secrets() if secret in text]
+    assert not leaked, f"the OpenLineage events contain {leaked}"
 
 
 def asset_events(deployment, **filters) -> list[dict]:
@@ -249,6 +322,7 @@ def test_on_table_loaded_runs_after_a_load_and_not_after_a_failed_one(deployment
         row for r in runs for row in deployment.result("on_table_loaded", r["dag_run_id"], "report_load")
     ]
     assert event["extra"]["job_id"] in {row["job_id"] for row in reported}
+    assert_openlineage(deployment, "s3_to_table", loaded, f"events/{TRIGGERED_DAY}/", ["polaris_ingest"])
 
     before = len(deployment.runs("on_table_loaded"))
     polaris.add_fault(action="status", status=400, method="POST", path=r"/jobs$", times=100)
@@ -262,3 +336,4 @@ def test_on_table_loaded_runs_after_a_load_and_not_after_a_failed_one(deployment
     polaris.clear_faults()
     assert asset_events(deployment, source_dag_id="s3_to_table", source_run_id=failed) == []
     assert len(deployment.runs("on_table_loaded")) == before
+    assert_openlineage(deployment, "s3_to_table", failed, f"events/{FAULT_DAY}/", failed=["polaris_ingest"])
