@@ -28,7 +28,12 @@ from airflow_provider_ingest.operators.egain import EgainStartImportOperator
 from airflow_provider_ingest.operators.qconnect import QConnectImportQuickResponsesOperator
 from airflow_provider_ingest.operators.zeta_alpha import S3ToZetaAlphaOperator
 
-FOLDER = "{{ params.prefix or 'knowledge/' ~ ds ~ '/' }}"
+# A run triggered with no logical date (the REST API allows it) has no `ds`: it reads the folder of
+# the day it runs after.
+FOLDER = (
+    "{{ params.prefix or 'knowledge/' ~ "
+    "(dag_run.logical_date or dag_run.run_after).strftime('%Y-%m-%d') ~ '/' }}"
+)
 
 with DAG(
     dag_id="s3_to_knowledge_base",

@@ -28,7 +28,12 @@ from airflow_provider_ingest.operators.polaris import (
 )
 
 # Scheduled runs leave `prefix` empty and read that day's folder.
-PREFIX = "{{ params.prefix or 'events/' ~ ds ~ '/' }}"
+# A run triggered with no logical date (the REST API allows it) has no `ds`: it reads the folder of
+# the day it runs after.
+PREFIX = (
+    "{{ params.prefix or 'events/' ~ "
+    "(dag_run.logical_date or dag_run.run_after).strftime('%Y-%m-%d') ~ '/' }}"
+)
 
 with DAG(
     dag_id="s3_to_table",
