@@ -95,7 +95,7 @@ def main() -> int:
             if status == "not checked":
                 unchecked += 1
             elif status not in CAUGHT:
-                survivors.append((name, status, str(Path("mutants") / source)))
+                survivors.append((name, status, source))
     if not by_module:
         sys.exit("no mutmut results in mutants/: run scripts/mutation.sh first")
 
