@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import json
+import re
+import tomllib
 from pathlib import Path
 
 import airflow
@@ -76,3 +78,21 @@ def test_connection_hook_classes_import_and_match_their_type():
         module, _, name = connection["hook-class-name"].rpartition(".")
         hook = getattr(importlib.import_module(module), name)
         assert hook.conn_type == connection["connection-type"]
+
+
+def test_build_check_installs_the_wheel_on_every_declared_python():
+    """scripts/build-check.sh installs the wheel on exactly the Python versions pyproject declares."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    prefix = "Programming Language :: Python :: "
+    declared = sorted(
+        c.removeprefix(prefix)
+        for c in project["classifiers"]
+        if re.fullmatch(r"3\.\d+", c.removeprefix(prefix))
+    )
+    (line,) = [
+        line
+        for line in (ROOT / "scripts/build-check.sh").read_text().splitlines()
+        if line.startswith("VERSIONS=(")
+    ]
+    checked = sorted(line.removeprefix("VERSIONS=(").removesuffix(")").split())
+    assert checked == declared == ["3.11", "3.12", "3.13"]

@@ -291,18 +291,33 @@ def test_trigger_failed_and_deadline_events(qconnect):
     assert event["status"] == "timeout" and event["import_job_id"] == running.import_job_id, event
 
 
-@pytest.mark.parametrize("token", [None, "FwoGZXIvYXdzEXAMPLE/session+token=="])
+@pytest.mark.parametrize(
+    "token", [None, "FwoGZXIvYXdzEXAMPLE/session+token=="], ids=["no-session-token", "session-token"]
+)
 @pytest.mark.parametrize(
     "url",
     [
-        "https://wisdom.eu-west-2.amazonaws.com/knowledgeBases/kb%201/importJobs/a-b_c~d",
-        "http://127.0.0.1:8123/knowledgeBases/kb/importJobs/job",
-        "https://wisdom.eu-west-2.amazonaws.com:8443/knowledgeBases/kb/importJobs?maxResults=10&nextToken=a%2Fb%3D%3D",
-        "https://wisdom.eu-west-2.amazonaws.com/knowledgeBases?z=1&a=2&a=1&empty=&flag",
+        pytest.param(
+            "https://wisdom.eu-west-2.amazonaws.com/knowledgeBases/kb%201/importJobs/a-b_c~d",
+            id="encoded-path",
+        ),
+        pytest.param("http://127.0.0.1:8123/knowledgeBases/kb/importJobs/job", id="http-port-8123"),
+        pytest.param(
+            "https://wisdom.eu-west-2.amazonaws.com:8443/knowledgeBases/kb/importJobs?maxResults=10&nextToken=a%2Fb%3D%3D",
+            id="https-port-8443-encoded-query",
+        ),
+        pytest.param(
+            "https://wisdom.eu-west-2.amazonaws.com:443/knowledgeBases", id="https-default-port-443"
+        ),
+        pytest.param(
+            "https://wisdom.eu-west-2.amazonaws.com/knowledgeBases?z=1&a=2&a=1&empty=&flag",
+            id="query-unsorted-repeated-empty",
+        ),
     ],
 )
 def test_sigv4_signature_matches_botocore(token, url):
-    """The trigger's own SigV4 signer must produce exactly botocore's signature."""
+    """The trigger's own SigV4 signer must produce exactly botocore's signature, on query strings,
+    session tokens and non-default ports (issue 19: it stays only while it does)."""
     from datetime import UTC, datetime
 
     from botocore.auth import SigV4Auth

@@ -18,6 +18,7 @@ from airflow_provider_ingest.operators.zeta_alpha import (
     S3ToZetaAlphaOperator,
     ZetaAlphaUpdateAccessRightsOperator,
     parse_s3_timestamp,
+    with_fast_timestamps,
 )
 from airflow_provider_ingest.sensors.zeta_alpha import ZetaAlphaDocumentsSensor
 from airflow_provider_ingest.triggers.zeta_alpha import ZetaAlphaDocumentsTrigger
@@ -213,13 +214,59 @@ def test_fast_timestamps_read_as_botocore_does(text):
 
 
 def test_fast_timestamps_are_the_operators_client_only(zeta, folder, s3):
+    """The faster parser goes to the operator's own S3 client only: a client made before it, one
+    made after it from the same Airflow connection, and a sibling from the same botocore session
+    all keep botocore's parser (whose datetimes carry dateutil's zone, not ``datetime.UTC``)."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
     prefix, _ = folder
     op = ingest_op(prefix)
     listed = next(iter(op.list_objects(BUCKET, prefix)))
     assert listed["LastModified"].tzinfo is UTC  # read by fromisoformat
-    assert op.s3.head_object(Bucket=BUCKET, Key=listed["Key"])["LastModified"] == listed["LastModified"]
-    other = s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"][0]["LastModified"]
-    assert other.tzinfo is not UTC and other == listed["LastModified"]  # dateutil's, as before
+    head = op.s3.head_object(Bucket=BUCKET, Key=listed["Key"])["LastModified"]  # RFC 822 header
+    assert head.tzinfo is UTC and head == listed["LastModified"]
+    after = S3Hook(aws_conn_id=op.aws_conn_id).get_conn()
+    for other in (s3, after):
+        theirs = other.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"][0]["LastModified"]
+        assert theirs.tzinfo is not UTC and theirs == listed["LastModified"]  # dateutil's, as before
+
+
+def test_fast_timestamps_leave_sibling_clients_of_one_session_alone(s3):
+    """Clients of one botocore session share its parser factory; patching one must not patch the
+    others (the patch gives the client a factory of its own)."""
+    import boto3
+
+    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
+    url = s3.meta.endpoint_url
+    mine, sibling = (session.client("s3", endpoint_url=url, region_name="us-east-1") for _ in range(2))
+    assert mine._endpoint._response_parser_factory is sibling._endpoint._response_parser_factory
+    s3.put_object(Bucket=BUCKET, Key="za-sibling/a.txt", Body=b"a")
+    assert with_fast_timestamps(mine) is mine
+    ours, theirs = (
+        c.list_objects_v2(Bucket=BUCKET, Prefix="za-sibling/")["Contents"][0]["LastModified"]
+        for c in (mine, sibling)
+    )
+    assert ours.tzinfo is UTC and theirs.tzinfo is not UTC and ours == theirs
+
+
+def test_fast_timestamps_leave_a_botocore_without_the_factory_alone(folder, s3):
+    """The patch uses a private botocore attribute: a botocore without it keeps its own parser,
+    and the client is returned as it was (nothing added, nothing raised)."""
+    prefix, _ = folder
+    endpoint = s3._endpoint
+    factory = endpoint.__dict__.pop("_response_parser_factory")
+    try:
+        assert with_fast_timestamps(s3) is s3
+        assert "_response_parser_factory" not in endpoint.__dict__
+    finally:
+        endpoint._response_parser_factory = factory
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"][0]["LastModified"].tzinfo is not UTC
+
+    class Wrapped:  # a client without a botocore endpoint at all (a wrapper, another SDK)
+        pass
+
+    wrapped = Wrapped()
+    assert with_fast_timestamps(wrapped) is wrapped and vars(wrapped) == {}
 
 
 def test_tenant_isolation_and_auth(zeta, folder):

@@ -48,9 +48,9 @@ SHA1_HEX = re.compile(r"^[0-9a-f]{40}$")  # the doc's footnote: the only documen
 
 def parse_s3_timestamp(value: Any) -> datetime:
     """S3 sends ISO 8601 in listings (``2026-12-03T07:00:00.000Z``) and RFC 822 in headers
-    (``Last-Modified``). botocore's dateutil-based default takes ~140 us for either, a fifth of
-    a listing page's time; the standard library takes 0.5 and 13 us. The default still reads
-    anything else (epoch numbers, times without a zone)."""
+    (``Last-Modified``); the standard library reads both several times faster than botocore's
+    dateutil-based default, which still reads anything else (epoch numbers, times without a
+    zone). What that is worth: ``benchmarks/s3_listing.py`` (docs/benchmarks.md)."""
     if isinstance(value, str):
         for parse in (datetime.fromisoformat, parsedate_to_datetime):
             try:
@@ -67,9 +67,11 @@ def parse_s3_timestamp(value: Any) -> datetime:
 def with_fast_timestamps(client: Any) -> Any:
     """``client`` parsing timestamps with :func:`parse_s3_timestamp`, no other client touched.
 
-    botocore builds a response parser per request from its endpoint's factory; giving this
-    client's endpoint its own factory keeps its credentials, role and endpoint as they are.
-    A botocore without that attribute keeps its default parser."""
+    botocore builds a response parser per request from its endpoint's factory (the private
+    ``_endpoint._response_parser_factory``, shared by every client of a botocore session);
+    giving this client's endpoint a factory of its own keeps its credentials, role and endpoint
+    as they are and leaves the session's other clients alone. A botocore without that
+    attribute keeps its default parser."""
     endpoint: Any = getattr(client, "_endpoint", None)
     if hasattr(endpoint, "_response_parser_factory"):
         from botocore.parsers import ResponseParserFactory
