@@ -18,7 +18,7 @@
 # STACK_FAKES_ENV (a file of AIRFLOW_CONN_* exports for fakes already running: then none are started),
 # STACK_HOST (127.0.0.1: the address the api-server listens on; every user is an admin, so any other
 # address also needs STACK_ALLOW_REMOTE_ADMIN=yes), STACK_WORKER_CONCURRENCY (6 task slots per
-# worker). Other AIRFLOW__* variables given to `up` reach every process. `up` saves all of them in
+# worker), STACK_DAGS_FOLDER (dags/). Other AIRFLOW__* variables given to `up` reach every process. `up` saves all of them in
 # STACK_DIR/settings.env, and the other commands use the running stack's saved settings.
 # docker/docker-compose.yaml runs the same processes with the same AIRFLOW__* settings.
 set -Eeuo pipefail
@@ -34,6 +34,7 @@ STACK_DB=${STACK_DB:-airflow_ingest}
 STACK_PG_URL=${STACK_PG_URL:-postgresql://postgres@127.0.0.1:5432}
 STACK_REDIS_URL=${STACK_REDIS_URL:-redis://127.0.0.1:6379/5}
 STACK_WORKER_CONCURRENCY=${STACK_WORKER_CONCURRENCY:-6}
+STACK_DAGS_FOLDER=${STACK_DAGS_FOLDER:-$ROOT/dags}
 PY=$ROOT/.venv/bin/python
 BIN=$ROOT/.venv/bin
 # Started in this order (`down` stops them all at once). `up` writes the list it started, extra
@@ -62,7 +63,7 @@ airflow_env() {
     export AIRFLOW__CELERY__BROKER_URL=$STACK_REDIS_URL
     export AIRFLOW__CELERY__RESULT_BACKEND=db+postgresql+psycopg2://$pg/$STACK_DB
     export AIRFLOW__CELERY__WORKER_CONCURRENCY=$STACK_WORKER_CONCURRENCY
-    export AIRFLOW__CORE__DAGS_FOLDER=$ROOT/dags
+    export AIRFLOW__CORE__DAGS_FOLDER=$STACK_DAGS_FOLDER
     export AIRFLOW__CORE__LOAD_EXAMPLES=False
     # Active at once, so the daily schedule runs too (catchup is off: one run, for the latest day).
     export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
@@ -192,7 +193,7 @@ sys.exit(any(part.get("status") != "healthy" for part in health.values()))'
 
 dags_parsed() {  # every DAG file of the folder is parsed
     local token expected
-    expected=$(grep -l "DAG(" "$ROOT"/dags/*.py | wc -l)
+    expected=$(grep -l "DAG(" "$STACK_DAGS_FOLDER"/*.py | wc -l)
     token=$(curl -sf "http://127.0.0.1:$STACK_PORT/auth/token" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
     curl -sf -H "Authorization: Bearer $token" "http://127.0.0.1:$STACK_PORT/api/v2/dags?limit=100" |
         "$PY" -c 'import json, sys; sys.exit(json.load(sys.stdin)["total_entries"] < int(sys.argv[1]))' "$expected"
@@ -201,7 +202,7 @@ dags_parsed() {  # every DAG file of the folder is parsed
 save_settings() {  # the settings of this `up`, for the commands that come after it
     local name
     for name in STACK_PORT STACK_HOST STACK_DB STACK_PG_URL STACK_REDIS_URL STACK_FAKES_ENV \
-        STACK_ALLOW_REMOTE_ADMIN STACK_WORKER_CONCURRENCY $(compgen -e | grep '^AIRFLOW__' || true); do
+        STACK_ALLOW_REMOTE_ADMIN STACK_WORKER_CONCURRENCY STACK_DAGS_FOLDER $(compgen -e | grep '^AIRFLOW__' || true); do
         if [ -n "${!name:-}" ]; then printf 'export %s=%q\n' "$name" "${!name}"; fi
     done
 }
