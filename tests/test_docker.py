@@ -54,10 +54,21 @@ def test_the_script_is_valid_bash_and_starts_every_airflow_process():
     }
 
 
+# Should a change let `up` get past what a test expects it to refuse, it still starts nothing nor
+# touches a real stack: no Redis answers there, no fakes file exists, the database is the test's.
+HARMLESS = {
+    "STACK_SKIP_INSTALL": "1",
+    "STACK_PORT": "1",  # nothing listens there
+    "STACK_REDIS_URL": "redis://127.0.0.1:1/0",
+    "STACK_DB": "airflow_ingest_docker_test",
+}
+
+
 def run_script(tmp_path, *args, **env):
+    harmless = {**HARMLESS, "STACK_FAKES_ENV": str(tmp_path / "no-fakes.env")}
     return subprocess.run(
         ["bash", str(DOCKER / "local-stack.sh"), *args],
-        env={**os.environ, "STACK_DIR": str(tmp_path), "STACK_SKIP_INSTALL": "1", **env},
+        env={**os.environ, "STACK_DIR": str(tmp_path), **harmless, **env},
         capture_output=True,
         text=True,
         timeout=60,
@@ -104,12 +115,7 @@ def test_up_refuses_a_redis_db_another_stack_holds(tmp_path):
     try:
         client.sadd("_kombu.binding.default", b"default\x06\x16\x06\x16default")
         client.rpush("default", "a task message of the other stack")
-        env = {
-            "STACK_REDIS_URL": f"redis://127.0.0.1:6379/{db}",
-            "STACK_PORT": "1",  # nothing listens there
-            "STACK_DB": "airflow_ingest_refused_test",
-            "STACK_FAKES_ENV": str(tmp_path / "no-fakes.env"),
-        }
+        env = {"STACK_REDIS_URL": f"redis://127.0.0.1:6379/{db}"}
         done = run_script(tmp_path, "up", **env)
         assert done.returncode != 0
         assert f"redis://127.0.0.1:6379/{db} is the broker of the stack in /elsewhere" in done.stderr
