@@ -159,7 +159,14 @@ launch() {  # launch NAME: start one Airflow process of the stack (airflow_env f
     esac
 }
 
-alive() { [ -f "$STACK_DIR/pids/$1.pid" ] && kill -0 "$(cat "$STACK_DIR/pids/$1.pid")" 2>/dev/null; }
+alive() { [ -f "$STACK_DIR/pids/$1.pid" ] && running "$(cat "$STACK_DIR/pids/$1.pid")"; }
+
+running() {  # running PID: the process exists and is not a zombie (a killed one nobody reaped yet)
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }  # the fields after the command name, which may hold spaces
+    [ "${stat%% *}" != Z ]
+}
 
 WATCHED=()  # what wait_for checks is still alive (default: every component)
 
@@ -310,7 +317,7 @@ stop_one() { stop "$1"; }
 
 any_alive() {
     local pid
-    for pid in "$@"; do if kill -0 "$pid" 2>/dev/null; then return 0; fi; done
+    for pid in "$@"; do if running "$pid"; then return 0; fi; done
     return 1
 }
 

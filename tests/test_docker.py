@@ -7,7 +7,9 @@ import os
 import re
 import stat
 import subprocess
+import time
 import tomllib
+from pathlib import Path
 
 import yaml
 from conftest import ROOT
@@ -100,6 +102,24 @@ def test_status_start_and_stop_know_the_extra_processes(tmp_path):
     refused = run_script(tmp_path, "start", "worker-4")
     assert refused.returncode == 2 and "no Airflow process named 'worker-4'" in refused.stderr
     assert run_script(tmp_path, "stop").returncode == 2
+
+
+def test_a_killed_process_nobody_reaped_yet_is_stopped(tmp_path):
+    """A process killed by a test stays a zombie until its parent reaps it: `status` and `start`
+    must see it as stopped (the chaos tests start what they killed again at once)."""
+    zombie = subprocess.Popen(["true"])
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{zombie.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        assert time.monotonic() < deadline, "the child did not exit"
+        time.sleep(0.05)
+    try:
+        (tmp_path / "components").write_text("api-server worker\n")
+        (tmp_path / "pids").mkdir()
+        (tmp_path / "pids" / "worker.pid").write_text(f"{zombie.pid}\n")
+        done = run_script(tmp_path, "status")
+        assert done.stdout.splitlines() == ["api-server: stopped", "worker: stopped"]
+    finally:
+        zombie.wait()
 
 
 def test_up_refuses_a_redis_db_another_stack_holds(tmp_path):
