@@ -258,12 +258,12 @@ class StartLedger:
 
     def not_started(self) -> None:
         """The start call provably made no job (refused before sending, or answered with an error)."""
-        self._delete(f"{self.key}.intent")
+        self.delete(f"{self.key}.intent")
 
     def started(self, job_id: Any, timeout: float) -> None:
         self.store.set(self.key, job_id)
         self.store.set(f"{self.key}.deadline", time.time() + timeout)
-        self._delete(f"{self.key}.intent")
+        self.delete(f"{self.key}.intent")
 
     def deadline(self, timeout: float) -> float:
         """The stored deadline of the current job, or one ``timeout`` from now (stored) if none."""
@@ -274,7 +274,8 @@ class StartLedger:
         self.store.set(f"{self.key}.deadline", deadline)
         return deadline
 
-    def _delete(self, key: str) -> None:
+    def delete(self, key: str) -> None:
+        """Remove ``key`` (Airflow's store refuses ``None`` as a value: a key is deleted, not blanked)."""
         delete = getattr(self.store, "delete", None)
         if delete is not None:
             delete(key)

@@ -316,7 +316,7 @@ class S3ToAdobeAepOperator(AdobeAepLineage, IngestJobOperator):
                 self.log.warning("AEP batch %s was signaled COMPLETE before the worker stopped", batch_id)
                 return batch_id
             self.abort_left_behind(batch_id, "its uploads were cut before COMPLETE")
-            store.set(LOADING_KEY, None)
+            self.ledger(context).delete(LOADING_KEY)
             return NOTHING_STARTED
         if not isinstance(intent.get("at"), int | float):
             return None

@@ -1,5 +1,6 @@
 """The example DAGs on a real deployment: ``docker/local-stack.sh`` (PostgreSQL metadata database,
-CeleryExecutor on Redis, separate scheduler, dag-processor, triggerer, api-server and worker).
+CeleryExecutor on Redis, separate scheduler, dag-processor, triggerers, api-server and workers),
+started once for the directory by the ``deployment`` fixture (tests/e2e/conftest.py).
 
 Runs are started through the REST API as the UI's trigger button does. The fakes run in this
 process so the test can read their journals and inject faults; the script is told to use them.
@@ -7,139 +8,23 @@ process so the test can read their journals and inject faults; the script is tol
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import os
-import shlex
-import socket
-import subprocess
-import time
-from pathlib import Path
 
 import pytest
-import requests
-from conftest import ROOT
 
 from airflow_provider_ingest.testing.adobe_aep import DATASET_ID
-from airflow_provider_ingest.testing.stack import DEMO_BUCKET, Stack, connection_env, seed_demo_data
+from airflow_provider_ingest.testing.stack import DEMO_BUCKET
+from e2e.conftest import FAULT_DAY, FINISHED, OPENLINEAGE_FILE, TRIGGERED_DAY
 
-STACK_SCRIPT = ROOT / "docker" / "local-stack.sh"
-DATABASE = "airflow_ingest_e2e"
 DAGS = ("s3_to_table", "s3_to_knowledge_base")
 DEFERRABLE_TASKS = {
     "s3_to_table": ("polaris_ingest", "adobe_ingest"),
     "s3_to_knowledge_base": ("egain_import", "qconnect_import", "zeta_alpha_ingest"),
 }
 FOLDERS = {"s3_to_table": "events", "s3_to_knowledge_base": "knowledge"}  # `prefix` defaults
-TRIGGERED_DAY = "2026-01-15"  # a folder the UI's trigger form points at through `prefix`
-FAULT_DAY = "2026-01-16"
-FINISHED = {"success", "failed"}
-OPENLINEAGE_FILE = "openlineage.jsonl"  # in the stack's state folder: every component appends to it
 QCONNECT_KB = "1b0c5d2e-3f4a-4b5c-8d6e-7f8091a2b3c4"  # the DAG's default knowledge base
 
 pytestmark = pytest.mark.timeout(900)
-
-
-class Deployment:
-    def __init__(self, stack: Stack, url: str, state: Path):
-        self.stack = stack
-        self.url = url
-        self.state = state
-        self.session = requests.Session()
-        token = self.session.get(f"{url}/auth/token", timeout=10).json()["access_token"]
-        self.session.headers["Authorization"] = f"Bearer {token}"
-
-    def api(self, method: str, path: str, **kwargs):
-        response = self.session.request(method, f"{self.url}/api/v2/{path}", timeout=30, **kwargs)
-        assert response.ok, f"{method} {path}: {response.status_code} {response.text[:500]}"
-        return response.json()
-
-    def trigger(self, dag_id: str, conf: dict) -> str:
-        """POST a DAG run with a conf, as the trigger form does; returns the run id."""
-        body = {"logical_date": dt.datetime.now(dt.UTC).isoformat(), "conf": conf}
-        return self.api("POST", f"dags/{dag_id}/dagRuns", json=body)["dag_run_id"]
-
-    def runs(self, dag_id: str) -> list[dict]:
-        return self.api("GET", f"dags/{dag_id}/dagRuns")["dag_runs"]
-
-    def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
-        tis = self.api("GET", f"dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
-        return {ti["task_id"]: ti["state"] for ti in tis}
-
-    def result(self, dag_id: str, run_id: str, task_id: str = "summarize"):
-        path = f"dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"
-        return self.api("GET", path)["value"]
-
-    def task_log(self, dag_id: str, run_id: str, task_id: str, attempt: int = 1) -> str:
-        folder = (
-            self.state / "logs" / "tasks" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
-        )
-        return (folder / f"attempt={attempt}.log").read_text()
-
-    def wait(self, condition, what: str, timeout: float = 420):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if value := condition():
-                return value
-            time.sleep(2)
-        raise AssertionError(f"timed out waiting for {what}; processes: {self.stack_status()}")
-
-    def stack_status(self) -> str:
-        return subprocess.run(
-            ["bash", STACK_SCRIPT, "status"], env=script_env(self), capture_output=True, text=True
-        ).stdout
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def script_env(deployment_or_state, port: int | None = None, fakes_env: Path | None = None) -> dict:
-    state = getattr(deployment_or_state, "state", deployment_or_state)
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": os.environ.get("HOME", "/tmp"),
-        "STACK_DIR": str(state),
-        "STACK_DB": DATABASE,
-        "STACK_REDIS_URL": "redis://127.0.0.1:6379/6",
-        "STACK_SKIP_INSTALL": "1",
-        # The openlineage provider is installed (dev group); a transport is what enables it. The
-        # file transport appends one JSON event per line; the workers' listeners and the
-        # scheduler's (DAG run events) write to the same file.
-        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
-            {"type": "file", "log_file_path": str(state / OPENLINEAGE_FILE), "append": True}
-        ),
-    }
-    if port:
-        env["STACK_PORT"] = str(port)
-    if fakes_env:
-        env["STACK_FAKES_ENV"] = str(fakes_env)
-    return env
-
-
-@pytest.fixture(scope="module")
-def deployment(tmp_path_factory):
-    state = tmp_path_factory.mktemp("stack")
-    stack = Stack()
-    today = dt.datetime.now(dt.UTC).date()
-    for day in (today - dt.timedelta(days=1), today, TRIGGERED_DAY, FAULT_DAY):
-        seed_demo_data(stack.s3_client(), str(day))
-    fakes_env = state / "fakes.env"
-    exports = [f"export {k}={shlex.quote(v)}" for k, v in connection_env(stack.connections()).items()]
-    fakes_env.write_text("\n".join(exports) + "\n")
-    port = free_port()
-    env = script_env(state, port, fakes_env)
-    started = subprocess.run(
-        ["bash", STACK_SCRIPT, "up"], env=env, capture_output=True, text=True, timeout=600
-    )
-    try:
-        assert started.returncode == 0, started.stdout + started.stderr
-        yield Deployment(stack, f"http://127.0.0.1:{port}", state)
-    finally:
-        subprocess.run(["bash", STACK_SCRIPT, "purge"], env=env, capture_output=True, timeout=180)
-        stack.stop()
 
 
 def test_scheduled_and_triggered_runs_succeed_through_the_triggerer(deployment):
