@@ -99,7 +99,10 @@ def main() -> int:
     if not by_module:
         sys.exit("no mutmut results in mutants/: run scripts/mutation.sh first")
 
-    rows = ["| module | mutants | killed | timeout | survived | no test ran it | score |", "|---|---:|---:|---:|---:|---:|---:|"]
+    rows = [
+        "| module | mutants | killed | timeout | survived | no test ran it | score |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     total = collections.Counter()
     for source, counts in by_module.items():
         total.update(counts)
