@@ -421,7 +421,7 @@ def test_a_changed_object_is_uploaded_again_before_its_first_job(qconnect, csvs,
 def test_a_status_error_in_the_poke_wait_is_not_swallowed(qconnect, csvs, fault, error, text):
     """Issue 16, item 11: a status read that fails (past botocore's own retries) fails the task
     with the vendor's message, at once; it is not read as "did not finish in time"."""
-    qconnect.configure(processing_seconds=60)  # the job is still running when the read fails
+    qconnect.configure(clock="steps")  # the job is still running when the read fails
     qconnect.add_fault(action="status", method="GET", path=r"/importJobs/", **fault)
     with pytest.raises(error, match=text) as info:
         import_op(timeout=60).execute(task_context())

@@ -297,13 +297,12 @@ def test_access_rights_bad_input_fails_before_any_request(zeta):
 def test_sensor_on_a_mix_of_statuses(zeta, s3):
     for name, body in [("ok.txt", b"fine"), ("bad.txt", b"CORRUPT"), ("late.txt", b"slow")]:
         s3.put_object(Bucket=BUCKET, Key=f"za-sensor/{name}", Body=body)
-    zeta.configure(ingesting_seconds=1.5)  # room for the first poke, even on a loaded machine
+    zeta.configure(clock="steps")  # the documents move on only when the test says so
     ingest_op("za-sensor/", wait_for_completion=False).execute({})
     ids = [s3_document_id(BUCKET, f"za-sensor/{n}") for n in ("ok.txt", "bad.txt", "late.txt")]
     sensor = ZetaAlphaDocumentsSensor(task_id="wait", document_ids=ids, poll_interval=0.05)
     assert sensor.poke({}) is False  # all still in progress
-    zeta.configure(ingesting_seconds=0.1)
-    time.sleep(0.5)
+    zeta.advance(steps=2)  # every document to its end: ingesting -> indexing -> indexed or failed
     with pytest.raises(IngestJobFailed, match="content_parse_error"):
         sensor.poke({})
     good = [i for i in ids if i != s3_document_id(BUCKET, "za-sensor/bad.txt")]
