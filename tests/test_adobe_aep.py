@@ -231,13 +231,6 @@ def test_status_mapping_is_case_insensitive():
         assert batch_snapshot("b", {"status": status}).state is state
 
 
-def test_headers_are_required_like_the_service(adobe):
-    hook = AdobeAepHook()
-    hook.client.auth.fixed.pop("x-gw-ims-org-id")
-    with pytest.raises(IngestApiRejected, match="HTTP 400"):
-        hook.get_dataset(DATASET_ID)
-
-
 def test_trigger_and_sensor_and_token_renewal_mid_wait(adobe, inputs):
     batch_id = aep_op(wait_for_completion=False).execute({})["batch_id"]
     adobe.expire_tokens()

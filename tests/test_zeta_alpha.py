@@ -8,7 +8,6 @@ from datetime import UTC
 from hashlib import sha1
 
 import pytest
-import requests
 from botocore.utils import parse_timestamp
 from conftest import BUCKET, run_trigger
 
@@ -220,33 +219,6 @@ def test_fast_timestamps_are_the_operators_client_only(zeta, folder, s3):
     assert op.s3.head_object(Bucket=BUCKET, Key=listed["Key"])["LastModified"] == listed["LastModified"]
     other = s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"][0]["LastModified"]
     assert other.tzinfo is not UTC and other == listed["LastModified"]  # dateutil's, as before
-
-
-def test_tenant_isolation_and_auth(zeta, folder):
-    prefix, _ = folder
-    ingest_op(prefix, wait_for_completion=False).execute({})
-    doc_id = s3_document_id(BUCKET, prefix + "a.txt")
-    base = f"{zeta.url}/v0/service/ingestion/documents"
-    other = {"X-Auth": "za-other-tenant-key"}
-    assert (
-        requests.get(f"{base}/{doc_id}", params={"tenant": "acme"}, headers=other, timeout=5).status_code
-        == 403
-    )
-    assert requests.get(base, params={"tenant": "other"}, headers=other, timeout=5).json()["count"] == 0
-    assert requests.get(base, params={"tenant": "acme"}, timeout=5).status_code == 401
-    bearer = {"Authorization": f"Bearer {zeta.api_key}"}
-    assert (
-        requests.get(f"{base}/{doc_id}", params={"tenant": "acme"}, headers=bearer, timeout=5).status_code
-        == 200
-    )
-    reply = requests.post(
-        f"{base}/document-batches",
-        params={"tenant": "acme"},
-        headers={"X-Auth": zeta.api_key},
-        json={"documents": [{"document_id": "not-a-sha1"}]},
-        timeout=5,
-    )
-    assert reply.status_code == 200 and reply.json()["errors"][0]["document_id"] == "not-a-sha1"
 
 
 def test_access_rights_operator_updates_in_batches(zeta, folder):
