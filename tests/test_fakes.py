@@ -138,10 +138,10 @@ def test_control_endpoints_reject_bad_input_and_reset(polaris, api):
         == 200
     )
     assert polaris.pending_seconds == 7
-    polaris.configure(pending_seconds=0.2)
     session, base = api
     create_connection(session, base)
     assert requests.post(f"{polaris.url}/_fake/reset", timeout=5).status_code == 200
+    assert (polaris.pending_seconds, polaris.clock) == (0.5, "polls")  # as the fake was made
     assert session.get(f"{base}/connections", timeout=5).json() == {"values": []}
     assert (
         requests.get(f"{polaris.url}/_fake/journal", timeout=5).json()[-1]["path"]
