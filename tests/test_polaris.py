@@ -265,7 +265,7 @@ def test_lost_start_never_adopts_an_identical_job_that_failed_just_before_the_ca
     earlier = hook.create_job(spec)["id"]
     assert hook.get_job(earlier)["executionStatus"] == "failed"
     polaris.add_fault(action="drop", method="POST", path=r"/jobs$")  # cut before Polaris acts
-    with pytest.raises(IngestStartUnknown):
+    with pytest.raises(IngestStartUnknown, match="batch job into table 'events'"):
         ingest_op(prefixes=[PREFIX], input_schema=SCHEMA).execute({"task_state_store": TaskStateStore()})
     assert created_jobs(polaris) == [earlier]
 
