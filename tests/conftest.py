@@ -108,20 +108,24 @@ def make_egain(moto_s3):
         }
     )
     aws_keys = dict([EGAIN_AWS_KEY, ("testing", "testing")])  # the second is aws_default's
-    return EgainFake(s3_endpoint_url=moto_s3, aws_keys=aws_keys)
+    return EgainFake(s3_endpoint_url=moto_s3, aws_keys=aws_keys, clock="polls")
 
 
-polaris_server, polaris = fake_fixtures(
-    "polaris", lambda s3: PolarisFake(s3_endpoint_url=s3, pending_seconds=0.2, running_seconds=0.4)
-)
+# Every fake moves its jobs on by status reads (``clock="polls"``), never by wall time: a test sees
+# the same states in the same order on an idle laptop and on a loaded 2-core runner. A test that
+# needs a job to stay put until it acts sets ``clock="steps"`` and calls ``advance()``.
+# (``reset()`` between tests puts these settings back.)
+polaris_server, polaris = fake_fixtures("polaris", lambda s3: PolarisFake(s3_endpoint_url=s3, clock="polls"))
 egain_server, egain = fake_fixtures("egain", make_egain)
 qconnect_server, qconnect = fake_fixtures(
-    "qconnect", lambda s3: QConnectFake(s3_endpoint_url=s3, processing_seconds=0.3)
+    "qconnect", lambda s3: QConnectFake(s3_endpoint_url=s3, clock="polls")
 )
-zeta_server, zeta = fake_fixtures(
-    "zeta", lambda s3: ZetaAlphaFake(s3_endpoint_url=s3, ingesting_seconds=0.1, indexing_seconds=0.2)
-)
-adobe_server, adobe = fake_fixtures("adobe", lambda s3: AdobeAepFake(s3_endpoint_url=s3, staging_seconds=0.3))
+zeta_server, zeta = fake_fixtures("zeta", lambda s3: ZetaAlphaFake(s3_endpoint_url=s3, clock="polls"))
+adobe_server, adobe = fake_fixtures("adobe", lambda s3: AdobeAepFake(s3_endpoint_url=s3, clock="polls"))
+
+# How long a test waits for something that must happen (a job started, a poll made) before it
+# fails: a guard against hangs only, never a timing the test depends on.
+HANG_GUARD = 60.0
 
 
 def run_dag(dag_id: str, conf: dict | None = None):
@@ -138,17 +142,34 @@ def run_dag(dag_id: str, conf: dict | None = None):
         return run, {ti.task_id: ti for ti in tis}
 
 
-def run_trigger(trigger, on_kill_after: float | None = None) -> dict:
-    """Run a trigger to its first event in a fresh event loop, as the triggerer would; optionally
-    kill it (``on_kill``) after some seconds. Returns the event payload."""
+def wait_until(condition, what: str, timeout: float = HANG_GUARD) -> None:
+    """Wait until ``condition()`` holds (a job id set, a journal entry written); fail naming
+    ``what`` if it has not after ``timeout`` seconds, which only guards against a hang."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        time.sleep(0.01)
+
+
+def run_trigger(trigger, kill_when=None) -> dict:
+    """Run a trigger to its first event in a fresh event loop, as the triggerer would. With
+    ``kill_when`` (a condition, e.g. "the fake has answered a poll"), call ``on_kill`` as soon as it
+    holds while the trigger waits. Returns the event payload."""
     import asyncio
+    import time
 
     from airflow_provider_ingest.http import close_shared_sessions
 
     async def scenario():
         waiting = asyncio.create_task(anext(trigger.run()))
-        if on_kill_after is not None:
-            await asyncio.sleep(on_kill_after)
+        if kill_when is not None:
+            deadline = time.monotonic() + HANG_GUARD
+            while not kill_when():
+                assert not waiting.done(), f"the trigger ended before it could be killed: {waiting.result()}"
+                assert time.monotonic() < deadline, "the kill condition never held"
+                await asyncio.sleep(0.01)
             await trigger.on_kill()
         event = await waiting
         await close_shared_sessions()
@@ -157,26 +178,33 @@ def run_trigger(trigger, on_kill_after: float | None = None) -> dict:
     return asyncio.run(scenario())
 
 
-def kill_while_running(operator, started=lambda op: op.job_id is not None) -> Exception | None:
-    """Run ``operator.execute`` in a worker thread, call ``on_kill`` once its job has started
-    (``started(operator)``; as Airflow does when a task is killed), and return what ``execute``
-    raised."""
+def kill_while_running(operator, started=lambda op: op.job_id is not None, after_kill=None) -> BaseException:
+    """Run ``operator.execute`` in a worker thread, call ``on_kill`` (as Airflow does when a task is
+    killed) once ``started(operator)`` holds (by default: it knows its job's id), then
+    ``after_kill()`` if given, and return what ``execute`` raised. The test fails if the task ends
+    before it could be killed, or does not end after it; the waits are bounded only against hangs."""
     import threading
-    import time
 
-    raised: list[Exception] = []
+    raised: list[BaseException] = []
 
     def work():
         try:
             operator.execute({})
-        except Exception as exc:
+        except BaseException as exc:  # handed to the test, which asserts on it
             raised.append(exc)
 
-    worker = threading.Thread(target=work)
+    worker = threading.Thread(target=work, daemon=True)
     worker.start()
-    deadline = time.time() + 10
-    while not started(operator) and time.time() < deadline:
-        time.sleep(0.05)
+
+    def ready() -> bool:
+        assert worker.is_alive() or started(operator), f"the task ended before it started: {raised}"
+        return started(operator)
+
+    wait_until(ready, "the task started its job")
     operator.on_kill()
-    worker.join(10)
-    return raised[0] if raised else None
+    if after_kill is not None:
+        after_kill()
+    worker.join(HANG_GUARD)
+    assert not worker.is_alive(), "the task kept running after on_kill"
+    assert raised, "the killed task returned as if it had succeeded"
+    return raised[0]

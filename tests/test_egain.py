@@ -102,18 +102,20 @@ def test_missing_scope_is_403(egain, monkeypatch):
 def test_location_header_and_lifecycle(egain, kb):
     assert job_id_from_location("/knowledge/contentmgr/v4/import/content/7A84B875") == "7A84B875"
     assert job_id_from_location("https://api.example/knowledge/contentmgr/v4/import/content/ABC/") == "ABC"
-    egain.configure(scheduled_seconds=1.0, in_progress_seconds=1.0)  # each state outlives a poll
+    egain.configure(clock="steps")  # each state holds until the test moves the job on
     hook = EgainHook()
     job_id = hook.start_import({"dataSource": data_source(), "operation": "import"})
     assert job_id in egain.jobs
-    seen = set()
-    deadline = time.time() + 10
-    while (snap := hook.job_snapshot(job_id)).state is JobState.RUNNING and time.time() < deadline:
-        seen.add(snap.status)
-        time.sleep(0.05)
-    egain.configure(scheduled_seconds=0.3, in_progress_seconds=0.6)
-    assert {"Scheduled", "In Progress"} <= seen
-    assert snap.status == "Successful"
+    seen = []
+    for _ in range(3):
+        snap = hook.job_snapshot(job_id)
+        seen.append((snap.status, snap.state))
+        egain.advance(job_id)
+    assert seen == [
+        ("Scheduled", JobState.RUNNING),
+        ("In Progress", JobState.RUNNING),
+        ("Successful", JobState.SUCCEEDED),
+    ]
     assert snap.details["results"] == {"successful": 2, "warnings": 1, "errors": 0}
 
 
@@ -175,10 +177,9 @@ def test_wrong_aws_keys_fail_the_job_with_the_servers_reason(egain, kb, monkeypa
 
 
 def test_on_kill_cancels_the_job(egain, kb):
-    egain.configure(scheduled_seconds=30)
+    egain.configure(clock="steps")  # the job stays scheduled until killed
     op = import_op()
     error = kill_while_running(op)
-    egain.configure(scheduled_seconds=0.3)
     assert EgainHook().get_status(op.job_id)["status"] == "Cancelled"
     assert "Cancelled" in str(error)
 
@@ -371,7 +372,7 @@ def test_bad_input_is_not_retried(egain, kb):
 
 
 def test_kill_during_validation_cancels_the_validation_job(egain, kb):
-    egain.configure(scheduled_seconds=30)
+    egain.configure(clock="steps")
     op = import_op(validate_first=True)
     error = kill_while_running(op, started=lambda op: getattr(op, "validation_job_id", None) is not None)
     jobs = egain.journal(event="job_created")
@@ -381,7 +382,7 @@ def test_kill_during_validation_cancels_the_validation_job(egain, kb):
 
 
 def test_timeout_cancels_the_job(egain, kb):
-    egain.configure(scheduled_seconds=30)
+    egain.configure(clock="steps")  # the job is still scheduled when the timeout passes
     store = Store()
     with pytest.raises(IngestJobTimeout, match="canceled it"):
         import_op(timeout=0.3).execute({"task_state_store": store})
@@ -389,7 +390,7 @@ def test_timeout_cancels_the_job(egain, kb):
 
 
 def test_timeout_without_cancel_leaves_the_job_and_a_retry_keeps_the_deadline(egain, kb):
-    egain.configure(scheduled_seconds=30)
+    egain.configure(clock="steps")  # the job is still scheduled when the timeout passes
     store = Store()
     with pytest.raises(IngestJobTimeout, match="left running"):
         import_op(timeout=0.3, cancel_on_timeout=False).execute({"task_state_store": store})
@@ -405,7 +406,7 @@ def test_timeout_without_cancel_leaves_the_job_and_a_retry_keeps_the_deadline(eg
 
 
 def test_deferred_retry_keeps_the_deadline_and_a_timeout_event_cancels(egain, kb):
-    egain.configure(scheduled_seconds=30)
+    egain.configure(clock="steps")  # the job is still scheduled when the timeout passes
     store = Store()
     with pytest.raises(TaskDeferred) as first:
         import_op(deferrable=True, timeout=0.3).execute({"task_state_store": store})

@@ -67,12 +67,16 @@ def test_hook_connections_and_job_lifecycle(polaris, data):
     ensure(polaris)
     assert hook.get_s3_connection("test-conn")["bucket"] == BUCKET
     spec = ingest_op(prefixes=[PREFIX], input_schema=[{"name": "timestamp", "dataType": "string"}]).job_spec()
+    polaris.configure(clock="steps")
     job = hook.create_job(spec)
-    assert hook.job_snapshot(job["id"]).state is JobState.RUNNING
+    assert hook.job_snapshot(job["id"]).status == "pending"
     assert [j["id"] for j in hook.list_jobs()[0]] == [job["id"]]
-    deadline = time.time() + 10
-    while hook.job_snapshot(job["id"]).state is JobState.RUNNING and time.time() < deadline:
-        time.sleep(0.1)
+    polaris.advance(job["id"])
+    assert (hook.job_snapshot(job["id"]).status, hook.job_snapshot(job["id"]).state) == (
+        "running",
+        JobState.RUNNING,
+    )
+    polaris.advance(job["id"])
     assert hook.job_snapshot(job["id"]).state is JobState.SUCCEEDED
     assert hook.get_job_metrics(job["id"])["numRowsPersisted"] == 50
 
@@ -177,7 +181,7 @@ def created_jobs(polaris):
 def test_jobs_list_sorts_filters_and_pages_like_the_api(polaris, data):
     ensure(polaris)
     hook = PolarisHook()
-    polaris.configure(pending_seconds=1000)  # nothing moves on by itself: only the cancel updates
+    polaris.configure(clock="steps")  # nothing moves on by itself: only the cancel updates
     spec = ingest_op(prefixes=[PREFIX], input_schema=SCHEMA).job_spec()
     older = hook.create_job(spec)["id"]
     polaris.backdate_job(older, 600)
@@ -209,7 +213,7 @@ def test_lost_start_found_by_creation_even_when_an_older_job_was_updated_since(p
     after the lost call came first and ended the search before the new job."""
     ensure(polaris)
     hook = PolarisHook()
-    polaris.configure(pending_seconds=1000)
+    polaris.configure(clock="steps")
     op = ingest_op(prefixes=[PREFIX], input_schema=SCHEMA, wait_for_completion=False)
     spec = op.job_spec()
     older = hook.create_job(spec)["id"]
@@ -261,7 +265,7 @@ def test_lost_start_never_adopts_an_identical_job_that_failed_just_before_the_ca
     earlier = hook.create_job(spec)["id"]
     assert hook.get_job(earlier)["executionStatus"] == "failed"
     polaris.add_fault(action="drop", method="POST", path=r"/jobs$")  # cut before Polaris acts
-    with pytest.raises(IngestStartUnknown):
+    with pytest.raises(IngestStartUnknown, match="batch job into table 'events'"):
         ingest_op(prefixes=[PREFIX], input_schema=SCHEMA).execute({"task_state_store": TaskStateStore()})
     assert created_jobs(polaris) == [earlier]
 
@@ -291,10 +295,9 @@ def test_a_2xx_status_reply_that_is_not_a_job_fails_clearly_after_bounded_retrie
 
 def test_on_kill_cancels_the_running_job(polaris, data):
     ensure(polaris)
-    polaris.configure(pending_seconds=30)
+    polaris.configure(clock="steps")  # the job stays pending until killed
     op = ingest_op(prefixes=[PREFIX])
     error = kill_while_running(op)
-    polaris.configure(pending_seconds=0.2)
     assert PolarisHook().get_job(op.job_id)["executionStatus"] == "canceled"
     assert "canceled" in str(error)
 
@@ -336,8 +339,8 @@ def start_job(polaris, data):
 def test_sensor_pokes_until_completed(polaris, data):
     job_id = start_job(polaris, data)
     sensor = PolarisJobSensor(task_id="wait", job_id=job_id, poll_interval=0.1, timeout=20)
-    while not sensor.poke({}):
-        time.sleep(0.1)
+    pokes = [sensor.poke({}) for _ in range(3)]  # each status read moves the job one state on
+    assert pokes == [False, True, True]  # running, then completed (and stays so)
     assert PolarisHook().get_job(job_id)["executionStatus"] == "completed"
 
 
@@ -370,13 +373,16 @@ def test_trigger_reports_failure_reason_and_timeout(polaris, data):
 
 
 def test_trigger_on_kill_cancels_the_job(polaris, data):
-    polaris.configure(pending_seconds=30)
+    polaris.configure(clock="steps")  # the job stays pending until killed
     job_id = start_job(polaris, data)
     trigger = PolarisJobTrigger(
         job_id=job_id, conn_id="polaris_default", deadline=time.time() + 30, poll_interval=0.1
     )
-    event = run_trigger(trigger, on_kill_after=0.3)
-    polaris.configure(pending_seconds=0.2)
+
+    def polled() -> bool:
+        return any(r.get("method") == "GET" and "aiohttp" in r["agent"] for r in requests_to(polaris, job_id))
+
+    event = run_trigger(trigger, kill_when=polled)
     assert PolarisHook().get_job(job_id)["executionStatus"] == "canceled"
     assert event["status"] == "error" and "canceled" in event["message"]
 

@@ -298,7 +298,7 @@ def test_aep_batches_files_and_catalog_through_aepp(adobe, aepp_config):
     for start in range(0, len(large), part):
         chunk = large[start : start + part]
         # aepp reads a JSON body from the PATCH reply; the docs (and the fake) give an empty 200
-        with pytest.raises(requests.JSONDecodeError):
+        with pytest.raises(requests.JSONDecodeError, match="Expecting value: line 1 column 1"):
             uploads.uploadLargeFilePart(
                 batch["id"],
                 DATASET_ID,

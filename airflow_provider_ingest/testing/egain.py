@@ -173,10 +173,11 @@ class EgainFake(FakeService):
         scheduled_until = max(job["start_at"], job["created"] + self.scheduled_seconds)
         done_at = scheduled_until + self.in_progress_seconds
         ends = (scheduled_until - job["created"], done_at - job["created"])
-        now = job["created"] + self.job_age(job["id"], ends, read=read)
         if job["cancelled"]:
             status = "Cancelled"
-        elif now < scheduled_until:
+        elif job["start_at"] > time.time():  # a scheduleTime ahead is real time, whatever the clock
+            status = "Scheduled"
+        elif (now := job["created"] + self.job_age(job["id"], ends, read=read)) < scheduled_until:
             status = "Scheduled"
         elif now < done_at:
             status = "In Progress"

@@ -12,7 +12,8 @@ moves on is set by the fake's ``clock`` (a tunable, like the timings, through ``
 - ``steps``: a job moves on only when told, by ``advance(job_id)`` or ``POST /_fake/advance``.
 
 Tests that need an order (a job still running when the test acts, finished when it looks) use
-``polls`` or ``steps``: neither depends on how busy the machine is.
+``polls`` or ``steps``: neither depends on how busy the machine is. For the same reason a request
+can be held (the ``hold`` fault) until the test calls ``release()``, instead of delayed for a time.
 """
 
 from __future__ import annotations
@@ -36,7 +37,21 @@ from fastapi.responses import JSONResponse
 # ``echo``: answer 400 (or ``status``) with an error whose message repeats the request, as careless
 # vendors do: its query, headers (the bearer token, API keys), raw body (a form-encoded client
 # secret, presigned URLs) and each form value decoded and re-encoded. Tests check none of it leaks.
-FAULT_ACTIONS = {"status", "delay", "drop", "drop_after", "malformed", "malformed_after", "body", "echo"}
+# ``hold``: the request waits, unanswered, until ``release()`` (or ``seconds``, default 60, a guard
+# against a test that never releases), then goes on as if nothing happened; a ``held`` event is
+# journaled when it starts waiting, so a test can act while a call is known to be in flight.
+FAULT_ACTIONS = {
+    "status",
+    "delay",
+    "hold",
+    "drop",
+    "drop_after",
+    "malformed",
+    "malformed_after",
+    "body",
+    "echo",
+}
+HOLD_GUARD_SECONDS = 60.0
 CLOCKS = ("wall", "polls", "steps")
 CLOCK_TUNABLES = ("clock", "reads_per_step")
 
@@ -51,6 +66,7 @@ class FaultInjector:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["path"].startswith("/_fake"):
             return await self.app(scope, receive, send)
+        arrived = time.monotonic()
         status_seen: list[int] = []
 
         async def recording_send(message: MutableMapping[str, Any]) -> None:
@@ -102,6 +118,8 @@ class FaultInjector:
                 return _abort(send)
             if action == "delay":
                 await asyncio.sleep(float(fault.get("seconds", 1.0)))
+            if action == "hold":
+                await self.fake.hold(scope, float(fault.get("seconds", HOLD_GUARD_SECONDS)))
             if action == "drop_after":
 
                 async def swallow(message: MutableMapping[str, Any]) -> None:
@@ -111,7 +129,7 @@ class FaultInjector:
                 return _abort(send)  # ...and the reply is lost
             return await self.app(scope, receive, recording_send)
         finally:
-            self.fake.journal_request(scope, status_seen[0] if status_seen else None, action)
+            self.fake.journal_request(scope, status_seen[0] if status_seen else None, action, arrived)
 
 
 async def _read_body(receive: Any) -> bytes:
@@ -171,6 +189,7 @@ class FakeService:
         self._progress: dict[Hashable, dict[str, Any]] = {}
         self._journal: list[dict[str, Any]] = []
         self._faults: list[dict[str, Any]] = []
+        self._released = threading.Event()
         self.url = ""
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -196,6 +215,7 @@ class FakeService:
 
     def reset(self) -> None:
         """Forget resources, journal, faults and tuned timings: a fresh fake for the next test."""
+        self.release()  # nothing stays held into the next test
         with self.lock:
             self._journal.clear()
             self._faults.clear()
@@ -261,7 +281,12 @@ class FakeService:
         with self.lock:
             self._journal.append({"event": event, "ts": time.time(), **data})
 
-    def journal_request(self, scope: dict, status: int | None, fault: str | None) -> None:
+    def journal_request(
+        self, scope: dict, status: int | None, fault: str | None, arrived: float | None = None
+    ) -> None:
+        """One entry per request, written when it has been answered: ``ts`` (epoch seconds) then;
+        ``arrived``: ``time.monotonic()`` when it came in (the fakes run in the test's process, so a
+        test can compare it with its own monotonic clock, e.g. the gap a ``Retry-After`` asked for)."""
         headers = dict(scope.get("headers") or [])
         agent = headers.get(b"user-agent", b"").decode(errors="replace")
         with self.lock:
@@ -274,6 +299,7 @@ class FakeService:
                     "fault": fault,
                     "agent": agent,
                     "ts": time.time(),
+                    "arrived": arrived,
                 }
             )
 
@@ -316,6 +342,20 @@ class FakeService:
                 return rule
         return None
 
+    # --- held requests --------------------------------------------------------------------------
+    async def hold(self, scope: dict, seconds: float) -> None:
+        """Keep a request (a ``hold`` fault) waiting until :meth:`release` or ``seconds`` pass."""
+        with self.lock:
+            released = self._released
+        self.record("held", method=scope["method"], path=scope["path"])
+        await asyncio.get_running_loop().run_in_executor(None, released.wait, seconds)
+
+    def release(self) -> None:
+        """Let every request held so far go on (a ``hold`` fault taken later holds again)."""
+        with self.lock:
+            released, self._released = self._released, threading.Event()
+        released.set()
+
     def configure(self, **settings: Any) -> None:
         unknown = set(settings) - {*CLOCK_TUNABLES, *self.tunables}
         if unknown:
@@ -356,6 +396,10 @@ class FakeService:
         @app.post("/_fake/reset")
         async def reset() -> JSONResponse:
             return guarded(self.reset)
+
+        @app.post("/_fake/release")
+        async def release() -> JSONResponse:
+            return guarded(self.release)
 
         @app.post("/_fake/advance")
         async def advance(request: Request) -> JSONResponse:
