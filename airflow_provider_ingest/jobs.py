@@ -276,15 +276,15 @@ class StartLedger:
 
     def delete(self, key: str) -> None:
         """Remove ``key`` (Airflow's store refuses ``None`` as a value: a key is deleted, not blanked)."""
-        delete = getattr(self.store, "delete", None)
-        if delete is not None:
-            delete(key)
-        else:
-            self.store.set(key, None)
+        self.store.delete(key)
 
 
 class _MemoryStore(dict[str, Any]):
+    """Where a context has no ``task_state_store``: the same rules as Airflow's (no ``None``)."""
+
     def set(self, key: str, value: Any) -> None:
+        if value is None:
+            raise ValueError("Cannot set value as None")  # as TaskStateStoreAccessor.set
         self[key] = value
 
     def delete(self, key: str) -> None:

@@ -26,6 +26,7 @@ from airflow_provider_ingest.operators.adobe_aep import S3ToAdobeAepOperator
 from airflow_provider_ingest.parquet_convert import convert_to_parquet
 from airflow_provider_ingest.sensors.adobe_aep import AdobeAepBatchSensor
 from airflow_provider_ingest.testing.adobe_aep import DATASET_ID
+from airflow_provider_ingest.testing.state import TaskStateStore
 from airflow_provider_ingest.triggers.adobe_aep import AdobeAepBatchTrigger
 
 
@@ -274,13 +275,6 @@ def test_trigger_and_sensor_and_token_renewal_mid_wait(adobe, inputs):
 
 
 # --- exactly once: lost replies, kills and retries (issue 16, item 2) ----------------------------
-class TaskStateStore(dict):
-    """The get/set surface of Airflow's ``task_state_store``: survives a task's retries."""
-
-    def set(self, key, value):
-        self[key] = value
-
-
 class WorkerKilled(BaseException):
     """The worker dies (SIGKILL) at this point of the try: nothing after it runs."""
 

@@ -23,6 +23,7 @@ from airflow_provider_ingest.http import RetryPolicy
 from airflow_provider_ingest.jobs import JobState
 from airflow_provider_ingest.operators.egain import EgainStartImportOperator, parse_schedule_time
 from airflow_provider_ingest.sensors.egain import EgainImportJobSensor
+from airflow_provider_ingest.testing.state import TaskStateStore
 from airflow_provider_ingest.triggers.egain import EgainImportJobTrigger
 
 FOLDER = f"s3://{BUCKET}/kb/"
@@ -299,14 +300,7 @@ def test_trigger_renews_an_expired_token_mid_wait(egain, kb):
 
 
 # --- exactly once: lost replies, kills, timeouts ------------------------------------------------------
-class Store(dict):
-    """The get/set/delete surface of Airflow's ``task_state_store``: it outlives a try."""
-
-    def set(self, key, value):
-        self[key] = value
-
-    def delete(self, key):
-        self.pop(key, None)
+Store = TaskStateStore  # Airflow's task_state_store rules: it outlives a try
 
 
 class WorkerKilled(BaseException):

@@ -24,6 +24,7 @@ from airflow_provider_ingest.operators.polaris import (
 )
 from airflow_provider_ingest.sensors.polaris import PolarisJobSensor
 from airflow_provider_ingest.testing.stack import sample_events
+from airflow_provider_ingest.testing.state import TaskStateStore
 from airflow_provider_ingest.triggers.polaris import PolarisJobTrigger
 
 ROLE = "arn:aws:iam::123456789012:role/polaris"
@@ -162,13 +163,6 @@ def test_lost_reply_on_start_adopts_the_job_instead_of_starting_another(polaris,
     job_id = ingest_op(prefixes=[PREFIX]).execute({})
     assert [e["id"] for e in polaris.journal(event="job_created")] == [job_id]
     assert PolarisHook().get_job(job_id)["executionStatus"] == "completed"
-
-
-class TaskStateStore(dict):
-    """The get/set surface of Airflow's ``task_state_store``: survives a task's retries."""
-
-    def set(self, key, value):
-        self[key] = value
 
 
 SCHEMA = [{"name": "timestamp", "dataType": "string"}]

@@ -24,6 +24,7 @@ from airflow_provider_ingest.operators.qconnect import (
     QConnectImportQuickResponsesOperator,
 )
 from airflow_provider_ingest.sensors.qconnect import QConnectImportJobSensor
+from airflow_provider_ingest.testing.state import TaskStateStore
 from airflow_provider_ingest.triggers.qconnect import QConnectImportJobTrigger
 
 KB = "1b0c5d2e-3f4a-4b5c-8d6e-7f8091a2b3c4"
@@ -66,13 +67,6 @@ def import_op(**kwargs):
         "poll_interval": 0.1,
     }
     return QConnectImportQuickResponsesOperator(**{**args, **kwargs})
-
-
-class TaskStateStore(dict):
-    """The get/set surface of Airflow's task_state_store, for calling operator steps directly."""
-
-    def set(self, key, value):
-        self[key] = value
 
 
 class TI:

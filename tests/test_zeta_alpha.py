@@ -20,6 +20,7 @@ from airflow_provider_ingest.operators.zeta_alpha import (
     with_fast_timestamps,
 )
 from airflow_provider_ingest.sensors.zeta_alpha import ZetaAlphaDocumentsSensor
+from airflow_provider_ingest.testing.state import TaskStateStore
 from airflow_provider_ingest.triggers.zeta_alpha import ZetaAlphaDocumentsTrigger
 
 PUBLIC = [{"name": "public"}]
@@ -426,14 +427,7 @@ def test_task_state_trigger_and_xcom_stay_under_16_kb_at_100000_documents(zeta):
         def xcom_pull(self, task_ids=None, key="return_value"):
             return self.xcoms.get(key)
 
-    class Store(dict):
-        def set(self, key, value):
-            self[key] = value
-
-        def delete(self, key):
-            self.pop(key, None)
-
-    context = {"ti": TI(), "task_state_store": Store()}
+    context = {"ti": TI(), "task_state_store": TaskStateStore()}
     op = SyntheticFolder(
         task_id="za",
         s3_prefix=f"s3://{BUCKET}/za-synthetic/",

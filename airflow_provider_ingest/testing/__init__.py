@@ -8,6 +8,7 @@ from airflow_provider_ingest.testing.egain import EgainFake
 from airflow_provider_ingest.testing.polaris import PolarisFake
 from airflow_provider_ingest.testing.qconnect import QConnectFake
 from airflow_provider_ingest.testing.server import FakeService
+from airflow_provider_ingest.testing.state import TaskStateStore
 from airflow_provider_ingest.testing.zeta_alpha import ZetaAlphaFake
 
 FAKES = [PolarisFake, EgainFake, QConnectFake, ZetaAlphaFake, AdobeAepFake]
@@ -19,5 +20,6 @@ __all__ = [
     "FakeService",
     "PolarisFake",
     "QConnectFake",
+    "TaskStateStore",
     "ZetaAlphaFake",
 ]

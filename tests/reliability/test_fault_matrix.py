@@ -50,6 +50,7 @@ from airflow_provider_ingest.operators.qconnect import QConnectImportQuickRespon
 from airflow_provider_ingest.operators.zeta_alpha import S3ToZetaAlphaOperator
 from airflow_provider_ingest.testing.adobe_aep import DATASET_ID
 from airflow_provider_ingest.testing.stack import sample_events
+from airflow_provider_ingest.testing.state import TaskStateStore
 
 RETRY_AFTER = 1.0  # seconds, sent as the Retry-After header
 POLL = 0.1
@@ -60,13 +61,6 @@ QC_AWS_KEY = ("AKIAFAULTMATRIX00001", "qcFaultMatrixSecret/Key+0123456789abcd")
 
 
 # --- Airflow's side of a task run -------------------------------------------------------------------
-class TaskStateStore(dict):
-    """The get/set surface of Airflow's ``task_state_store``: survives the task's retries."""
-
-    def set(self, key: str, value: Any) -> None:
-        self[key] = value
-
-
 class WorkerKilled(BaseException):
     """The worker process dies (SIGKILL): nothing after this point of the try runs."""
 
