@@ -131,7 +131,9 @@ def main() -> int:
         "",
         *rows,
         "",
-        f"Score = (killed + timeout) / mutants. {unchecked} mutants not run"
+        f"Score = (killed + timeout) / mutants. Of the {sum(total.values()) - unchecked} mutants run, "
+        f"{100 * sum(total[c] for c in CAUGHT) / max(1, sum(total.values()) - unchecked):.1f}% were caught. "
+        f"{unchecked} mutants not run"
         + (" (the run was stopped: the score is incomplete)." if unchecked else "."),
         f"{len(survivors)} survivors; {unexplained} without a reason in scripts/mutation_accepted.txt.",
         "",
