@@ -342,6 +342,7 @@ def main() -> None:
     print(text, flush=True)
     if not args.no_write:
         write_table("deployment", text)
+        write_table("deployment", text, page=ROOT / "README.md")  # issue 18: the table is in the README too
     if any(r["state"] != "success" or r["jobs"] != args.n for r in results.values()):
         sys.exit("a run failed, or a side did not create exactly N jobs")
 
