@@ -68,10 +68,19 @@ class FaultInjector:
             return await self.app(scope, receive, send)
         arrived = time.monotonic()
         status_seen: list[int] = []
+        journaled: list[bool] = []
+
+        def journal(status: int | None) -> None:
+            # Before the reply leaves: a client that has its answer must find its request in the
+            # journal (journaling after the send let a test read the journal one entry short).
+            if not journaled:
+                journaled.append(True)
+                self.fake.journal_request(scope, status, action, arrived)
 
         async def recording_send(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 status_seen.append(message["status"])
+                journal(message["status"])
             await send(message)
 
         agent = dict(scope.get("headers") or []).get(b"user-agent", b"").decode(errors="replace")
@@ -115,6 +124,7 @@ class FaultInjector:
                 )
                 return await recording_send({"type": "http.response.body", "body": garbled})
             if action == "drop":
+                journal(None)
                 return _abort(send)
             if action == "delay":
                 await asyncio.sleep(float(fault.get("seconds", 1.0)))
@@ -126,10 +136,11 @@ class FaultInjector:
                     pass
 
                 await self.app(scope, receive, swallow)  # the server acts...
+                journal(None)
                 return _abort(send)  # ...and the reply is lost
             return await self.app(scope, receive, recording_send)
         finally:
-            self.fake.journal_request(scope, status_seen[0] if status_seen else None, action, arrived)
+            journal(status_seen[0] if status_seen else None)
 
 
 async def _read_body(receive: Any) -> bytes:
