@@ -1,11 +1,14 @@
 """Write mutmut's results (mutants/**/*.meta) into docs/mutation.md: the score per module, the
 date, the command, and every mutant that no test killed, each with its diff and its reason.
 
-Reasons come from scripts/mutation_accepted.txt: one ``<glob> <reason>`` per line, the glob matched
-against the mutant's name (``airflow_provider_ingest.http.x_mask__mutmut_3``); the first match
-wins. A survivor no line explains is listed as "not explained" and ``--strict`` exits 1.
+Only the mutants scripts/mutation_scope.txt names are counted (mutant-name globs, one per line).
+Reasons come from scripts/mutation_accepted/*.txt: one ``<glob> <reason>`` per line, the glob
+matched against the mutant's name (``airflow_provider_ingest.http.x_mask__mutmut_3``); the first
+match wins. A survivor no line explains is listed as "not explained" and ``--strict`` exits 1.
 
     .venv/bin/python scripts/mutation_report.py [--command "..."] [--strict] [--no-write]
+        [--only GLOB ...]      count only these mutants (a part of the scope)
+        [--pending]            print the in-scope mutants with no result yet, one per line
 """
 
 from __future__ import annotations
@@ -22,21 +25,35 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "mutation.md"
-REASONS = ROOT / "scripts" / "mutation_accepted.txt"
+REASONS = ROOT / "scripts" / "mutation_accepted"
+SCOPE = ROOT / "scripts" / "mutation_scope.txt"
 START, END = "<!-- mutation:start -->", "<!-- mutation:end -->"
 
 # mutmut's exit codes (mutmut/stats.py): what counts as caught.
 CAUGHT = {"killed", "timeout", "caught by type check", "segfault"}
 
 
+def _lines(path: Path) -> list[str]:
+    return [
+        line.strip() for line in path.read_text().splitlines() if line.strip() and not line.lstrip().startswith("#")
+    ]
+
+
+def load_scope() -> list[str]:
+    return _lines(SCOPE)
+
+
 def load_reasons() -> list[tuple[str, str]]:
     reasons = []
-    for line in REASONS.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
+    for path in sorted(REASONS.glob("*.txt")):
+        for line in _lines(path):
             pattern, _, reason = line.partition(" ")
             reasons.append((pattern, reason.strip()))
     return reasons
+
+
+def in_scope(name: str, scope: list[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in scope)
 
 
 def reason_for(name: str, reasons: list[tuple[str, str]]) -> str | None:
@@ -75,7 +92,12 @@ def main() -> int:
     parser.add_argument("--command", default="scripts/mutation.sh")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a survivor has no reason")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--only", nargs="+", metavar="GLOB", help="count only these mutants")
+    parser.add_argument("--pending", action="store_true", help="print in-scope mutants not run yet")
     args = parser.parse_args()
+    scope = args.only or load_scope()
+    if args.only:
+        args.no_write = True
 
     from mutmut.stats import status_by_exit_code
 
@@ -85,7 +107,14 @@ def main() -> int:
     unchecked = 0
     for meta in sorted((ROOT / "mutants").rglob("*.py.meta")):
         source = str(meta.relative_to(ROOT / "mutants"))[: -len(".meta")]
-        codes = json.loads(meta.read_text())["exit_code_by_key"]
+        codes = {
+            name: code
+            for name, code in json.loads(meta.read_text())["exit_code_by_key"].items()
+            if in_scope(name, scope)
+        }
+        if args.pending:
+            print("\n".join(name for name, code in sorted(codes.items()) if code is None))
+            continue
         if not codes:
             continue
         counts = by_module.setdefault(source, collections.Counter())
@@ -96,6 +125,8 @@ def main() -> int:
                 unchecked += 1
             elif status not in CAUGHT:
                 survivors.append((name, status, source))
+    if args.pending:
+        return 0
     if not by_module:
         sys.exit("no mutmut results in mutants/: run scripts/mutation.sh first")
 
@@ -135,7 +166,7 @@ def main() -> int:
         f"{100 * sum(total[c] for c in CAUGHT) / max(1, sum(total.values()) - unchecked):.1f}% were caught. "
         f"{unchecked} mutants not run"
         + (" (the run was stopped: the score is incomplete)." if unchecked else "."),
-        f"{len(survivors)} survivors; {unexplained} without a reason in scripts/mutation_accepted.txt.",
+        f"{len(survivors)} survivors; {unexplained} without a reason in scripts/mutation_accepted/.",
         "",
         "### Survivors",
         *lines,
