@@ -10,6 +10,11 @@ Retry rules:
 - A failure after the request was sent (reset, server closed mid-reply, read timeout) is retried
   only for idempotent requests. A POST that starts a job is not sent twice on a guess; the caller
   re-attaches instead (see ``jobs.py``).
+- A request that must not be sent twice goes out on a new connection, never on a pooled one: a
+  server closes an idle kept-alive connection when its keep-alive timeout ends (uvicorn and
+  Node 5 s, gunicorn 2 s), and a request sent on it at that moment fails with a reset after it
+  left, so a start call would end "unknown" although the server never read it
+  (``benchmarks/keepalive_race.py`` measures how often).
 - Other 4xx are final. A 401 is retried once after the auth drops its cached token.
 - A 2xx reply that should be JSON but is not (garbled or cut by a proxy), or is not the object the
   call expects (``shape``, e.g. ``null`` or a list for a status), counts as a lost reply: retried
@@ -452,6 +457,8 @@ def _problem(body: Any, text: str, shape: Shape | None) -> str | None:
     if body is _MALFORMED:
         return f"the reply is not valid JSON: {text[:200]!r}"
     return shape(body) if shape is not None else None
+
+
 def _keep_headers(request: requests.PreparedRequest) -> requests.PreparedRequest:
     return request
 
@@ -517,6 +524,7 @@ class ApiClient(_ClientBase):
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
+        self._adapter = adapter
         # trust_env stays on (environment proxies and CA bundle), but a ~/.netrc entry for the
         # host must not replace the Authorization header the auth sends: a session-level auth
         # that changes nothing stops requests from looking netrc up (aiohttp raised instead).
@@ -550,6 +558,8 @@ class ApiClient(_ClientBase):
         while True:
             if body_factory is not None:
                 kwargs["data"] = body_factory()
+            if not budget.idempotent:
+                self._close_pooled_connections(url)
             try:
                 response = self.session.request(
                     method,
@@ -577,6 +587,13 @@ class ApiClient(_ClientBase):
                     if wait is None:
                         raise self.error(method, url, response.status_code, response.text)
             time.sleep(wait)
+
+    def _close_pooled_connections(self, url: str) -> None:
+        """Close the idle pooled connections (direct and through proxies), so the next request,
+        to ``url``, opens a new one (see the module's retry rules)."""
+        self._adapter.poolmanager.clear()
+        for manager in self._adapter.proxy_manager.values():
+            manager.clear()
 
     def close(self) -> None:
         self.session.close()

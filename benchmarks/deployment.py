@@ -165,6 +165,8 @@ def run_side(stack: Stack, side: str, n: int, job_seconds: float, timeout: float
     ended = time.time()
     after = usage(stack)
     print(f"{side}: run {state} after {ended - started:.0f} s", flush=True)
+    if state != "success":
+        report_failures(stack, dag_id, run_id)
 
     instances = []
     offset = 0
@@ -216,6 +218,29 @@ def run_side(stack: Stack, side: str, n: int, job_seconds: float, timeout: float
         "scheduler_cpu": after["scheduler"][0] - before["scheduler"][0],
         "worker_cpu": after["worker"][0] - before["worker"][0],
     }
+
+
+def report_failures(stack: Stack, dag_id: str, run_id: str) -> None:
+    """Which task instances failed and the error lines of their logs: a failed run is to be
+    explained, not rerun (the stack's folder is kept; see main)."""
+    page = stack.api("GET", f"dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 1000})
+    failed = [ti for ti in page["task_instances"] if ti["state"] in ("failed", "upstream_failed")]
+    for ti in failed:
+        print(f"  {ti['state']}: {ti['task_id']}[{ti['map_index']}] try {ti['try_number']}", flush=True)
+        folder = (
+            stack.state
+            / "logs"
+            / "tasks"
+            / f"dag_id={dag_id}"
+            / f"run_id={run_id}"
+            / f"task_id={ti['task_id']}"
+        )
+        if ti["map_index"] >= 0:
+            folder /= f"map_index={ti['map_index']}"
+        for log in sorted(folder.glob("attempt=*.log*")):
+            for line in log.read_text(errors="replace").splitlines():
+                if '"level":"error"' in line.replace(" ", "") or "Error" in line:
+                    print(f"    {log.name}: {line[:400]}", flush=True)
 
 
 def warm_up(stack: Stack, polaris: Any) -> None:
@@ -324,6 +349,11 @@ def main() -> None:
             waves = math.ceil(args.n / slots) if side == "sleep_loop" else 1
             timeout = 900 + args.n * 10 + waves * (args.job_seconds + 60)
             results[side] = run_side(stack, side, args.n, args.job_seconds, timeout)
+            if results[side]["state"] != "success":
+                args.keep = True  # its logs explain it
+    except BaseException:
+        args.keep = True
+        raise
     finally:
         stack.script("down")
         import psycopg2

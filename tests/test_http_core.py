@@ -254,3 +254,24 @@ def test_shared_sessions_close_when_the_loop_ends_without_being_asked(server):
 
     session, other = asyncio.run(scenario())
     assert session.closed and other.closed
+
+
+def test_a_request_that_must_not_be_sent_twice_goes_out_on_a_new_connection():
+    """A server closes an idle kept-alive connection when its keep-alive timeout ends; a start call
+    sent on it at that moment is reset after it left, and its outcome is unknown though the server
+    never read it (benchmarks/keepalive_race.py). So a non-idempotent request never reuses one."""
+    from airflow_provider_ingest.testing import PolarisFake
+
+    with PolarisFake() as fake:  # uvicorn, which keeps connections alive
+        fake.add_fault(path="/things$", action="body", body={"ok": True}, times=100)
+        api = ApiClient("Test API", fake.url, retry=FAST)
+        api.json("GET", "things")
+        api.json("GET", "things")
+        api.json("POST", "things", json={})  # a start call: not safe to send twice
+        api.json("POST", "things", json={}, idempotent=True)
+        api.json("PUT", "things", json={})
+        ports = [entry["client_port"] for entry in fake.journal() if entry.get("path") == "/things"]
+    assert len(ports) == 5 and None not in ports
+    assert ports[1] == ports[0]  # pooled: the kept-alive connection is reused
+    assert ports[2] not in ports[:2]  # the start call opened its own
+    assert ports[3] == ports[4] == ports[2]  # requests safe to resend reuse it again

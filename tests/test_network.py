@@ -209,6 +209,22 @@ def test_environment_proxy_is_honoured_and_no_proxy_bypasses_it(
     assert proxy.journal() == []
 
 
+def test_a_start_call_through_a_proxy_opens_its_own_tunnel(polaris_tls, ca, proxy):
+    """A request that must not be sent twice goes out on a new connection (see
+    tests/test_http_core.py), through a proxy too: a new CONNECT tunnel, not the pooled one."""
+    polaris_tls.reset()
+    polaris_tls.add_fault(path="/things$", action="body", body={"ok": True}, times=10)
+    network = NetworkSettings(proxies=(("https", proxy.url),), verify=ca.ca_cert)
+    api = ApiClient("Polaris", polaris_tls.url, network=network)
+    api.json("GET", "things")
+    api.json("GET", "things")
+    assert [e["method"] for e in proxy.journal()] == ["CONNECT"]  # one tunnel, reused
+    api.json("POST", "things", json={})
+    assert [e["method"] for e in proxy.journal()] == ["CONNECT", "CONNECT"]
+    api.json("GET", "things")
+    assert len(proxy.journal()) == 2
+
+
 def test_plain_http_through_the_proxy_uses_absolute_uris(proxy):
     with PolarisFake() as fake:  # plain HTTP
         network = NetworkSettings(proxies=(("http", proxy.url),))

@@ -297,7 +297,8 @@ class FakeService:
     ) -> None:
         """One entry per request, written when it has been answered: ``ts`` (epoch seconds) then;
         ``arrived``: ``time.monotonic()`` when it came in (the fakes run in the test's process, so a
-        test can compare it with its own monotonic clock, e.g. the gap a ``Retry-After`` asked for)."""
+        test can compare it with its own monotonic clock, e.g. the gap a ``Retry-After`` asked for);
+        ``client_port``: the client's port, which tells one connection from another."""
         headers = dict(scope.get("headers") or [])
         agent = headers.get(b"user-agent", b"").decode(errors="replace")
         with self.lock:
@@ -311,6 +312,7 @@ class FakeService:
                     "agent": agent,
                     "ts": time.time(),
                     "arrived": arrived,
+                    "client_port": (scope.get("client") or (None, None))[1],
                 }
             )
 
