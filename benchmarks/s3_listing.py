@@ -28,8 +28,9 @@ How it measures:
   ingest and of the ingest without listing (an upper bound); and the ingests' own difference
   (noisier: a difference of two longer runs).
 
-The patch was ``with_fast_timestamps`` in ``operators/zeta_alpha.py`` (issue 19: a private botocore
-interface stays only if a user would notice the difference); it lives on here, as the candidate.
+The patch is ``with_fast_timestamps`` in ``operators/zeta_alpha.py`` (issue 19: a private botocore
+interface stays only if a user would notice the difference; it was kept). The benchmark imports it
+from there, so it measures what ships.
 """
 
 from __future__ import annotations
@@ -44,8 +45,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import datetime
-from email.utils import parsedate_to_datetime
 from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
@@ -53,31 +52,8 @@ from urllib.parse import urlsplit
 from common import fake_stack, write_table
 from zeta_alpha_ingest import delay_document_routes, seed
 
-
-# --- the candidate: a standard-library timestamp parser on one client -------------------------------
-def parse_s3_timestamp(value: Any) -> datetime:
-    """ISO 8601 (listings) and RFC 822 (headers) by the standard library, else botocore's default."""
-    if isinstance(value, str):
-        for parse in (datetime.fromisoformat, parsedate_to_datetime):
-            try:
-                parsed = parse(value)
-            except (TypeError, ValueError):
-                continue
-            if parsed.tzinfo is not None:
-                return parsed
-    from botocore.parsers import DEFAULT_TIMESTAMP_PARSER
-
-    return DEFAULT_TIMESTAMP_PARSER(value)
-
-
-def with_fast_timestamps(client: Any) -> Any:
-    """``client``'s endpoint builds its response parsers with :func:`parse_s3_timestamp`."""
-    from botocore.parsers import ResponseParserFactory
-
-    factory = ResponseParserFactory()
-    factory.set_parser_defaults(timestamp_parser=parse_s3_timestamp)
-    client._endpoint._response_parser_factory = factory
-    return client
+# the operator's own: the benchmark measures what ships
+from airflow_provider_ingest.operators.zeta_alpha import with_fast_timestamps
 
 
 # --- the delay line -------------------------------------------------------------------------------

@@ -123,6 +123,20 @@ qconnect_server, qconnect = fake_fixtures(
 zeta_server, zeta = fake_fixtures("zeta", lambda s3: ZetaAlphaFake(s3_endpoint_url=s3, clock="polls"))
 adobe_server, adobe = fake_fixtures("adobe", lambda s3: AdobeAepFake(s3_endpoint_url=s3, clock="polls"))
 
+
+def qconnect_client(qconnect):
+    """A plain boto3 ``qconnect`` client on the Q in Connect fake (what a user's own code would use)."""
+    import boto3
+
+    return boto3.client(
+        "qconnect",
+        endpoint_url=qconnect.url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
 # How long a test waits for something that must happen (a job started, a poll made) before it
 # fails: a guard against hangs only, never a timing the test depends on.
 HANG_GUARD = 60.0

@@ -8,11 +8,10 @@ import threading
 import time
 from typing import Any
 
-import boto3
 import pytest
 import requests
 from botocore.exceptions import ClientError
-from conftest import BUCKET, HANG_GUARD, wait_until
+from conftest import BUCKET, HANG_GUARD, qconnect_client, wait_until
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -168,16 +167,6 @@ def test_egain_token_and_error_shapes(egain):
 # --- moved from the service test files: what the fakes answer ----------------------------------------
 QC_KB = "1b0c5d2e-3f4a-4b5c-8d6e-7f8091a2b3c4"
 QC_CSV = b"Name,Content\nreset,Reset your password here\n"
-
-
-def qconnect_client(qconnect):
-    return boto3.client(
-        "qconnect",
-        endpoint_url=qconnect.url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
 
 
 def test_qconnect_boto3_routes_and_documented_exceptions(qconnect):

@@ -6,10 +6,9 @@ import hashlib
 import json
 import time
 
-import boto3
 import pytest
 import requests
-from conftest import BUCKET, run_dag, run_trigger
+from conftest import BUCKET, qconnect_client, run_dag, run_trigger
 
 from airflow_provider_ingest.exceptions import (
     IngestApiError,
@@ -47,16 +46,6 @@ def csvs(s3):
     for key, body in files.items():
         s3.put_object(Bucket=BUCKET, Key=key, Body=body)
     return files
-
-
-def client(qconnect):
-    return boto3.client(
-        "qconnect",
-        endpoint_url=qconnect.url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
 
 
 def import_op(**kwargs):
@@ -170,7 +159,7 @@ def test_waiter_json_loads_with_the_documented_acceptors():
 
 
 def start(qconnect, body=GOOD, token="tok"):
-    qc = client(qconnect)
+    qc = qconnect_client(qconnect)
     upload = qc.start_content_upload(knowledgeBaseId=KB, contentType="text/csv")
     requests.put(upload["url"], data=body, headers=upload["headersToInclude"], timeout=5)
     return qc.start_import_job(
