@@ -14,11 +14,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -85,7 +87,17 @@ class DevTools:
             await asyncio.sleep(0.5)
 
 
-async def capture(chromium: str, base: str, run_id: str, out: Path, width: int, height: int) -> None:
+def find_chromium() -> str:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        raise SystemExit("chromium not found: apt-get install chromium")
+    return chromium
+
+
+@contextlib.asynccontextmanager
+async def logged_in_browser(chromium: str, base: str, width: int, height: int) -> AsyncIterator[DevTools]:
+    """A headless Chromium of ``width`` x ``height`` logged in to the Airflow UI at ``base``
+    (the login sets the UI's token cookie), driven over the DevTools protocol; closed after."""
     with tempfile.TemporaryDirectory() as profile:
         browser = subprocess.Popen(
             [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
@@ -107,19 +119,24 @@ async def capture(chromium: str, base: str, run_id: str, out: Path, width: int, 
                 async with http.ws_connect(page["webSocketDebuggerUrl"], max_msg_size=0) as socket:
                     tools = DevTools(socket)
                     await tools.call("Page.enable")
-                    # The login sets the UI's token cookie; then choose the graph view and open the run.
                     await tools.call("Page.navigate", url=f"{base}/auth/token/login?next={base}/")
                     await tools.wait_for("document.readyState === 'complete'", 30)
-                    await tools.evaluate("localStorage.setItem('default_dag_view', JSON.stringify('graph'))")
-                    await tools.call("Page.navigate", url=f"{base}/dags/{DAG_ID}/runs/{run_id}")
-                    await tools.wait_for("document.querySelectorAll('.react-flow__node').length > 3", 60)
-                    await asyncio.sleep(3)  # let the graph settle and fit the view
-                    shot = await tools.call("Page.captureScreenshot", format="png")
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_bytes(base64.b64decode(shot["data"]))
+                    yield tools
         finally:
             browser.terminate()
             browser.wait(10)
+
+
+async def capture(chromium: str, base: str, run_id: str, out: Path, width: int, height: int) -> None:
+    async with logged_in_browser(chromium, base, width, height) as tools:
+        # choose the graph view, then open the run
+        await tools.evaluate("localStorage.setItem('default_dag_view', JSON.stringify('graph'))")
+        await tools.call("Page.navigate", url=f"{base}/dags/{DAG_ID}/runs/{run_id}")
+        await tools.wait_for("document.querySelectorAll('.react-flow__node').length > 3", 60)
+        await asyncio.sleep(3)  # let the graph settle and fit the view
+        shot = await tools.call("Page.captureScreenshot", format="png")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(base64.b64decode(shot["data"]))
 
 
 def main() -> None:
@@ -131,9 +148,7 @@ def main() -> None:
     parser.add_argument("--size", default="1600x900", help="window size, WIDTHxHEIGHT")
     parser.add_argument("--wait", type=float, default=300, help="seconds to wait for a triggered run")
     args = parser.parse_args()
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        raise SystemExit("chromium not found: apt-get install chromium")
+    chromium = find_chromium()
     base = f"http://127.0.0.1:{args.port}"
     run_id = finished_run(base, args.wait)
     width, height = (int(v) for v in args.size.split("x"))

@@ -20,20 +20,17 @@ import base64
 import datetime as dt
 import importlib.util
 import json
-import shutil
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 
-import aiohttp
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 DAG_ID = "s3_to_table"
 TASKS = {"polaris_ingest": "Imply Polaris job", "adobe_ingest": "AEP batch"}  # task: its link's name
 
-# The DevTools client of docker/screenshot.py (one command, await its reply; wait for an expression).
+# docker/screenshot.py's browser: Chromium logged in to the UI, driven over DevTools (one command,
+# await its reply; wait for an expression).
 _spec = importlib.util.spec_from_file_location("graph_screenshot", ROOT / "docker" / "screenshot.py")
 assert _spec is not None and _spec.loader is not None
 _graph = importlib.util.module_from_spec(_spec)
@@ -117,35 +114,9 @@ async def stacked(tools: DevTools, shots: list[str], width: int, crop: int) -> b
 
 async def capture(chromium: str, base: str, run_id: str, size: tuple[int, int], crop: int) -> bytes:
     width, height = size
-    with tempfile.TemporaryDirectory() as profile:
-        browser = subprocess.Popen(
-            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-             "--remote-debugging-port=0", f"--user-data-dir={profile}",
-             f"--window-size={width},{height}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            port_file = Path(profile, "DevToolsActivePort")
-            deadline = time.monotonic() + 30
-            while not port_file.exists() or not port_file.read_text().strip():
-                if time.monotonic() > deadline or browser.poll() is not None:
-                    raise SystemExit("Chromium did not start")
-                await asyncio.sleep(0.2)
-            port = port_file.read_text().split()[0]
-            async with aiohttp.ClientSession() as http:
-                async with http.get(f"http://127.0.0.1:{port}/json/list") as reply:
-                    page = next(t for t in await reply.json() if t["type"] == "page")
-                async with http.ws_connect(page["webSocketDebuggerUrl"], max_msg_size=0) as socket:
-                    tools = DevTools(socket)
-                    await tools.call("Page.enable")
-                    # The login sets the UI's token cookie.
-                    await tools.call("Page.navigate", url=f"{base}/auth/token/login?next={base}/")
-                    await tools.wait_for("document.readyState === 'complete'", 30)
-                    shots = await top_of_task_pages(tools, base, run_id, width, crop)
-                    return await stacked(tools, shots, width, crop)
-        finally:
-            browser.terminate()
-            browser.wait(10)
+    async with _graph.logged_in_browser(chromium, base, width, height) as tools:
+        shots = await top_of_task_pages(tools, base, run_id, width, crop)
+        return await stacked(tools, shots, width, crop)
 
 
 def main() -> None:
@@ -158,9 +129,7 @@ def main() -> None:
     parser.add_argument("--crop", type=int, default=440, help="pixels kept from the top of each task page")
     parser.add_argument("--wait", type=float, default=300, help="seconds to wait for a triggered run")
     args = parser.parse_args()
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        raise SystemExit("chromium not found: apt-get install chromium")
+    chromium = _graph.find_chromium()
     base = f"http://127.0.0.1:{args.port}"
     run_id = finished_run(base, args.wait)
     width, height = (int(v) for v in args.size.split("x"))
