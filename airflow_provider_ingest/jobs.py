@@ -8,6 +8,7 @@ operator and a deferred trigger, whether to keep waiting, return, or raise with 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import time
@@ -237,7 +238,7 @@ class StartLedger:
     """
 
     def __init__(self, store: Any, key: str):
-        self.store = store if store is not None else _MemoryStore()
+        self.store = store if store is not None else MemoryTaskStateStore()
         self.key = key
 
     def job_id(self) -> Any:
@@ -279,13 +280,19 @@ class StartLedger:
         self.store.delete(key)
 
 
-class _MemoryStore(dict[str, Any]):
-    """Where a context has no ``task_state_store``: the same rules as Airflow's (no ``None``)."""
+class MemoryTaskStateStore(dict[str, Any]):
+    """``task_state_store`` kept in memory, with the rules of Airflow 3.3's
+    ``TaskStateStoreAccessor`` a provider can trip over: a value is JSON (stored as its JSON round
+    trip, so a tuple comes back a list and a set is refused), ``None`` is refused (a key is
+    deleted, not blanked), and ``delete`` of a missing key is harmless.
+
+    The ledger's store where a context has none (an operator run outside a task); the tests'
+    stand-in for the real one (``airflow_provider_ingest.testing.TaskStateStore``)."""
 
     def set(self, key: str, value: Any) -> None:
         if value is None:
             raise ValueError("Cannot set value as None")  # as TaskStateStoreAccessor.set
-        self[key] = value
+        self[key] = json.loads(json.dumps(value))
 
     def delete(self, key: str) -> None:
         self.pop(key, None)
