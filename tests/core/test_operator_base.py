@@ -13,8 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from airflow.sdk.bases.operator import TRIGGER_FAIL_REPR
-from airflow.sdk.bases.operator import TriggerFailureReason
+from airflow.sdk.bases.operator import TRIGGER_FAIL_REPR, TriggerFailureReason
 from airflow.sdk.exceptions import TaskDeferralError, TaskDeferralTimeout, TaskDeferred
 
 from airflow_provider_ingest.exceptions import (
@@ -344,7 +343,9 @@ def test_execute_complete_returns_the_result_of_the_final_snapshot(remote):
 def test_execute_complete_on_timeout_cancels_the_job_named_by_the_event(remote):
     remote.add_job(["running"])
     event = {"status": "timeout", "job_id": "job-1", "message": "Remote job job-1 did not finish"}
-    with pytest.raises(IngestJobTimeout, match=r"^Remote job job-1 did not finish; canceled it \(cancel_on_timeout=True\)$"):
+    with pytest.raises(
+        IngestJobTimeout, match=r"^Remote job job-1 did not finish; canceled it \(cancel_on_timeout=True\)$"
+    ):
         fast().execute_complete({}, event)
     assert remote.calls("cancel") == ["job-1"]
 
@@ -636,7 +637,11 @@ def test_past_the_deadline_the_job_is_canceled_before_failing(remote):
 
 
 @pytest.mark.parametrize(
-    "op", [lambda: fast(timeout=-1.0, cancel_on_timeout=False), lambda: UncancelableRemoteOperator(poll_interval=0, timeout=-1.0)]
+    "op",
+    [
+        lambda: fast(timeout=-1.0, cancel_on_timeout=False),
+        lambda: UncancelableRemoteOperator(poll_interval=0, timeout=-1.0),
+    ],
 )
 def test_past_the_deadline_the_job_is_left_where_told_or_where_the_api_cannot_cancel(remote, op):
     with pytest.raises(IngestJobTimeout, match=r"\(last status 'running'\); the job was left running$"):
