@@ -35,6 +35,8 @@ from airflow_provider_ingest.testing import TaskStateStore
 
 KEY = "remote_job_id"  # where the id lives in task_state_store (the ResumableJobMixin default)
 REQUEST = {"folder": "s3://bucket/in/", "mode": "append"}
+RUN_ID = "scheduled__2026-12-03T00:00:00+00:00"
+SENT = {**REQUEST, "label": RUN_ID}  # what the start call sends: the request, labelled with the run
 STATUSES = StatusTable.of(succeeded={"done"}, failed={"failed", "canceled"}, running={"running"})
 
 
@@ -61,9 +63,9 @@ class Remote:
         self.cancel_error: Exception | None = None
         self.on_status = None  # called on each status read (e.g. to kill the task mid-wait)
 
-    def add_job(self, statuses: list[str], digest: str = "") -> str:
+    def add_job(self, statuses: list[str], request: dict[str, Any] | None = None) -> str:
         job_id = f"job-{len(self.jobs) + 1}"
-        self.jobs[job_id] = {"statuses": list(statuses), "digest": digest}
+        self.jobs[job_id] = {"statuses": list(statuses), "request": request or {}}
         return job_id
 
     def start(self, request: dict[str, Any]) -> str:
@@ -75,19 +77,22 @@ class Remote:
             raise IngestApiError(self.service, "POST", "/jobs", None, "connection refused", sent=False)
         if outcome == "local":
             raise RuntimeError("could not sign the request")
-        job_id = self.add_job(self.script, spec_digest(request))
+        job_id = self.add_job(self.script, request)
         if outcome == "lost":
             raise IngestApiError(self.service, "POST", "/jobs", None, "connection reset by peer")
         if outcome == "garbled":
             raise IngestApiError(self.service, "POST", "/jobs", 201, "the reply is not JSON")
         return job_id
 
-    def find(self, intent: dict[str, Any]) -> Any:
+    def find(self, label: str, intent: dict[str, Any]) -> Any:
+        """The job a start labelled ``label`` made, checked against the intent's digest."""
         self.journal.append(("find", intent["digest"]))
         if self.finds == "nothing":
             return NOTHING_STARTED
         if self.finds == "adopt":
-            return next(i for i, job in self.jobs.items() if job["digest"] == intent["digest"])
+            found = [i for i, job in self.jobs.items() if job["request"].get("label") == label]
+            assert [spec_digest(self.jobs[i]["request"]) for i in found] == [intent["digest"]]
+            return found[0]
         return None
 
     def job_snapshot(self, job_id: str) -> JobSnapshot:
@@ -144,21 +149,25 @@ class PlainRemoteOperator(IngestJobOperator):
             raise ValueError("folder: must name an S3 folder")
 
     def submit(self, context: Any) -> Any:
-        return self.start_call(context, self.request, lambda: self.hook.start(self.request))
+        request = {**self.request, "label": context["run_id"]}
+        return self.start_call(context, request, lambda: self.hook.start(request))
 
     def job_result(self, job_id: Any, snapshot: JobSnapshot | None, context: Any) -> Any:
-        return {
+        result = {
             **self.hook.result(job_id),
-            "status": snapshot.status if snapshot else None,
-            "rows": snapshot.details.get("rows") if snapshot else None,
+            "status": snapshot.status if snapshot is not None else None,
+            "rows": snapshot.details.get("rows") if snapshot is not None else None,
         }
+        if ti := context.get("ti"):
+            ti.xcom_push(key="result", value=result)
+        return result
 
 
 class RemoteJobOperator(PlainRemoteOperator):
     """One whose API can find a job whose start reply was lost."""
 
     def find_started(self, intent: dict[str, Any], context: Any) -> Any:
-        return self.hook.find(intent)
+        return self.hook.find(context["run_id"], intent)
 
     def describe_start(self) -> str:
         return f"folder {self.request['folder']}"
@@ -179,8 +188,27 @@ def remote():
     REMOTES.clear()
 
 
-def run(op: IngestJobOperator, store: TaskStateStore | None) -> Any:
-    return op.execute({} if store is None else {"task_state_store": store})
+class TaskInstance:
+    """What an operator uses of the running task instance: XCom pushes."""
+
+    stats_tags: dict[str, str] = {}
+
+    def __init__(self) -> None:
+        self.xcom: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcom[key] = value
+
+
+def context(store: TaskStateStore | None, ti: TaskInstance | None = None) -> dict[str, Any]:
+    ctx: dict[str, Any] = {"run_id": RUN_ID, "ti": ti or TaskInstance()}
+    if store is not None:
+        ctx["task_state_store"] = store
+    return ctx
+
+
+def run(op: IngestJobOperator, store: TaskStateStore | None, ti: TaskInstance | None = None) -> Any:
+    return op.execute(context(store, ti))
 
 
 def fast(**kwargs: Any) -> RemoteJobOperator:
@@ -251,7 +279,7 @@ def test_a_fresh_start_stores_the_id_and_deadline_then_waits_for_the_job(remote)
     assert result == {"job_id": "job-1", "status": "done", "rows": 7}
     assert remote.journal == [("start", "ok"), ("status", "job-1"), ("status", "job-1"), ("result", "job-1")]
     intent = seen[f"{KEY}.intent"]
-    assert intent["digest"] == spec_digest(REQUEST)
+    assert intent["digest"] == spec_digest(SENT)
     assert before <= intent["at"] <= after
     assert KEY not in seen  # the id is stored after the call, never before
     assert set(store) == {KEY, f"{KEY}.deadline"}  # the intent is gone once the id is stored
@@ -263,6 +291,17 @@ def test_a_fresh_start_stores_the_id_and_deadline_then_waits_for_the_job(remote)
 def test_without_a_store_the_job_still_starts_once_and_is_waited_for(remote):
     assert run(fast(), None)["job_id"] == "job-1"
     assert remote.calls("start") == ["ok"]
+
+
+def test_without_a_store_an_unknown_start_still_names_when_the_call_was_made(remote):
+    """Outside a task the intent is kept in memory, for the whole run of the operator."""
+    remote.starts = ["lost"]
+    before = datetime.now(UTC).isoformat(timespec="seconds")
+    with pytest.raises(IngestStartUnknown) as raised:
+        run(fast(), None)
+    after = datetime.now(UTC).isoformat(timespec="seconds")
+    when = str(raised.value).split(" at ")[1].split(" (UTC)")[0]
+    assert before <= when <= after
 
 
 def test_a_failed_job_fails_the_task_with_its_status(remote):
@@ -279,9 +318,19 @@ def test_without_wait_for_completion_it_returns_right_after_the_start(remote):
     assert store[KEY] == "job-1"
 
 
-def test_the_result_is_read_once_per_run(remote):
-    run(fast(), TaskStateStore())
+def test_the_result_is_read_once_per_run_and_pushed_with_the_tasks_context(remote):
+    ti = TaskInstance()
+    result = run(fast(), TaskStateStore(), ti)
     assert remote.calls("result") == ["job-1"]
+    assert ti.xcom["result"] == result
+
+
+def test_the_waits_progress_goes_to_the_task_log(remote, capsys):
+    op = fast()
+    run(op, TaskStateStore())
+    lines = [line for line in capsys.readouterr().out.splitlines() if "Remote job job-1 is done" in line]
+    assert len(lines) == 1
+    assert f"[airflow.task.operators.{type(op).__module__}.RemoteJobOperator]" in lines[0]
 
 
 def test_the_defaults_wait_for_the_job_and_fail_an_unknown_start(remote):
@@ -330,11 +379,10 @@ def test_execute_complete_returns_the_result_of_the_final_snapshot(remote):
     remote.add_job(["done"])
     op = fast()
     event = {"status": "success", "job": JobSnapshot("job-1", "done", STATUSES.state_of("done")).to_event()}
-    assert op.resume_execution("execute_complete", {"event": event}, {}) == {
-        "job_id": "job-1",
-        "status": "done",
-        "rows": None,
-    }
+    ti = TaskInstance()
+    result = op.resume_execution("execute_complete", {"event": event}, context(None, ti))
+    assert result == {"job_id": "job-1", "status": "done", "rows": None}
+    assert ti.xcom["result"] == result  # the resumed task's context reaches job_result
     assert op.final_snapshot.status == "done"
     op.on_kill()  # the task knows its job again after resuming
     assert remote.calls("cancel") == ["job-1"]
@@ -502,7 +550,7 @@ def test_an_unknown_start_adopts_the_job_it_made(remote, outcome):
     remote.finds = "adopt"
     assert run(fast(), store)["job_id"] == "job-1"
     assert remote.calls("start") == [outcome]
-    assert remote.calls("find") == [spec_digest(REQUEST)]
+    assert remote.calls("find") == [spec_digest(SENT)]
     assert set(store) == {KEY, f"{KEY}.deadline"}
     assert store[KEY] == "job-1"
 
@@ -540,7 +588,7 @@ def test_a_retry_after_an_unknown_start_searches_again_and_never_resends(remote)
     assert str(raised.value).endswith("with resubmit_on_unknown_start=True.")  # no cause to name
     assert raised.value.__cause__ is None
     assert remote.calls("start") == ["lost"]
-    assert remote.calls("find") == [spec_digest(REQUEST)] * 2
+    assert remote.calls("find") == [spec_digest(SENT)] * 2
     remote.finds = "adopt"  # the job shows up at last: the next retry adopts it
     assert run(fast(), store)["job_id"] == "job-1"
     assert remote.calls("start") == ["lost"]
@@ -574,7 +622,7 @@ def test_an_unknown_start_with_nothing_left_running_starts_again(remote):
     remote.finds = "nothing"
     assert run(fast(), store)["job_id"] == "job-2"
     assert remote.calls("start") == ["lost", "ok"]
-    assert remote.calls("find") == [spec_digest(REQUEST)]
+    assert remote.calls("find") == [spec_digest(SENT)]
     assert store[KEY] == "job-2"
     assert f"{KEY}.intent" not in store
 
@@ -584,7 +632,7 @@ def test_an_unknown_start_is_resent_when_the_dag_author_opted_in(remote):
     remote.starts = ["lost"]
     assert run(fast(resubmit_on_unknown_start=True), store)["job_id"] == "job-2"
     assert remote.calls("start") == ["lost", "ok"]
-    assert remote.calls("find") == [spec_digest(REQUEST)]
+    assert remote.calls("find") == [spec_digest(SENT)]
     assert store[KEY] == "job-2"
 
 
@@ -613,7 +661,30 @@ def test_a_retry_after_a_kill_during_the_start_adopts_the_job_it_made(remote):
     remote.finds = "adopt"
     assert run(fast(), retry)["job_id"] == "job-1"
     assert remote.calls("start") == ["ok"]
-    assert remote.calls("find") == [spec_digest(REQUEST)]
+    assert remote.calls("find") == [spec_digest(SENT)]
+
+
+class KilledWhileStoringTheId(TaskStateStore):
+    """Airflow kills the task (calls ``on_kill``) while the id is being written to the store."""
+
+    def __init__(self, op: IngestJobOperator) -> None:
+        super().__init__()
+        self.op = op
+        self.writes = 0
+
+    def set(self, key: str, value: Any) -> None:
+        super().set(key, value)
+        if key == KEY:
+            self.writes += 1
+            if self.writes == 2:  # ResumableJobMixin's own write, after submit_job returned
+                self.op.on_kill()
+
+
+def test_a_kill_right_after_the_start_cancels_the_job_it_made(remote):
+    op = fast()
+    with pytest.raises(IngestJobFailed, match="ended canceled"):
+        run(op, KilledWhileStoringTheId(op))
+    assert remote.calls("cancel") == ["job-1"]
 
 
 def test_a_retry_after_a_kill_during_an_idempotent_start_sends_it_again(remote):
