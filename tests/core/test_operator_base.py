@@ -28,6 +28,7 @@ from airflow_provider_ingest.jobs import JobSnapshot, StatusTable, spec_digest
 from airflow_provider_ingest.operators.base import (
     NOTHING_STARTED,
     IngestJobOperator,
+    _StartOutcomeUnknown,
     default_deferrable,
     fail_fast_on_bad_input,
 )
@@ -625,6 +626,20 @@ def test_an_unknown_start_with_nothing_left_running_starts_again(remote):
     assert remote.calls("find") == [spec_digest(SENT)]
     assert store[KEY] == "job-2"
     assert f"{KEY}.intent" not in store
+
+
+def test_a_resent_start_whose_outcome_is_unknown_again_fails_the_try_and_the_retry_searches(remote):
+    store = TaskStateStore()
+    remote.starts = ["lost", "lost"]
+    remote.finds = "nothing"
+    with pytest.raises(
+        _StartOutcomeUnknown, match=r"^Remote POST /jobs failed: no HTTP response: connection reset by peer$"
+    ):
+        run(fast(), store)
+    assert f"{KEY}.intent" in store  # the second call's intent: the retry must search for it
+    assert run(fast(), store)["job_id"] == "job-3"
+    assert remote.calls("start") == ["lost", "lost", "ok"]
+    assert remote.calls("find") == [spec_digest(SENT)] * 2
 
 
 def test_an_unknown_start_is_resent_when_the_dag_author_opted_in(remote):

@@ -130,6 +130,29 @@ def test_batches_are_gathered_until_a_group_reaches_row_group_bytes():
     assert sizes == expected + ([group] if group else [])
 
 
+def test_a_group_closes_on_the_batch_that_reaches_the_limit_not_before():
+    """Batches of equal size (fixed-width rows), the limit one byte over one batch: every group is
+    exactly two batches, the first as the later ones (a group starts empty)."""
+    fixed = "".join(f'{{"i":{i:6d},"n":"{i:012d}"}}\n' for i in range(ROWS)).encode()  # 32 bytes a line
+    batches = batch_sizes(fixed, "json", BLOCK)
+    full = batches[:-1]
+    assert len(full) >= 6 and len(set(full)) == 1  # all but the last batch alike
+    rows, nbytes = full[0]
+    _, parquet = convert(fixed, "json", block_size=BLOCK, row_group_bytes=nbytes + 1)
+    sizes = group_rows(parquet)
+    assert sizes[: len(full) // 2] == [2 * rows] * (len(full) // 2)
+    assert sum(sizes) == ROWS
+
+
+def test_a_row_group_of_over_a_million_rows_is_not_split_and_the_body_is_read_in_mib():
+    data = b"flag\n" + b"1\n" * 1_100_000  # 8.8 MB of Arrow data: under the 16 MiB row group
+    body = Body(data, most=1 << 30)
+    sink = io.BytesIO()
+    assert convert_to_parquet(body, "csv", sink) == 1_100_000
+    assert group_rows(pq.ParquetFile(io.BytesIO(sink.getvalue()))) == [1_100_000]
+    assert set(body.asked) == {1 << 20}  # one read per MiB of the (network) body, not 8 KiB ones
+
+
 def test_a_limit_below_one_batch_writes_each_batch_as_its_own_group_and_no_empty_one():
     batches = batch_sizes(CSV, "csv", BLOCK)
     _, parquet = convert(CSV, "csv", block_size=BLOCK, row_group_bytes=1)
