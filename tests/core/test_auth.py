@@ -12,6 +12,7 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 import requests
+from conftest import HANG_GUARD
 
 from airflow_provider_ingest.auth import AwsSigV4, OAuthClientCredentials, WithHeaders, clear_token_cache
 from airflow_provider_ingest.exceptions import IngestApiError, IngestApiRejected
@@ -54,6 +55,18 @@ def fake(egain_server):
     clear_token_cache()
 
 
+@pytest.fixture(scope="module")
+def proxy_server():
+    with ForwardProxy() as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def proxy(proxy_server):
+    proxy_server.clear()
+    return proxy_server
+
+
 @pytest.fixture
 def clock(monkeypatch):
     """Wall-clock time (``time.time``, read by the auth and by the fake's token expiry) frozen at
@@ -94,7 +107,9 @@ def token_requests(fake) -> list[dict]:
 def api_status(fake, headers: dict[str, str]) -> int:
     """What the fake's API answers a status read with these headers: 404 (no such job) when the
     token is good and has the scope, 401 when the token is unknown or expired, 403 without scope."""
-    return requests.get(f"{fake.url}{API}/import/content/no-job/status", headers=headers, timeout=10).status_code
+    return requests.get(
+        f"{fake.url}{API}/import/content/no-job/status", headers=headers, timeout=10
+    ).status_code
 
 
 def secret_forms(secret: str) -> set[str]:
@@ -118,7 +133,9 @@ def test_the_token_request_is_a_client_credentials_form(fake):
     """What the endpoint receives, as a vendor echoing the request shows it; the secret travels in
     the form (the fake checks it) but the error shows it in no form."""
     fake.add_fault(action="echo", path="/oauth2/token$")
-    with pytest.raises(IngestApiRejected, match=r"^eGain token endpoint POST .*/oauth2/token failed: HTTP 400") as info:
+    with pytest.raises(
+        IngestApiRejected, match=r"^eGain token endpoint POST .*/oauth2/token failed: HTTP 400"
+    ) as info:
         oauth(fake).headers(api(fake))
     message = str(info.value)
     for field in ("grant_type=client_credentials", "client_id=egain-test-client", f"scope={SCOPE}"):
@@ -129,10 +146,14 @@ def test_the_token_request_is_a_client_credentials_form(fake):
 
 
 def test_no_scope_is_sent_when_none_is_given(fake):
-    fake.add_fault(action="echo", path="/oauth2/token$")
-    with pytest.raises(IngestApiRejected, match="grant_type=client_credentials") as info:
-        oauth(fake, scope="").headers(api(fake))
-    assert "scope" not in str(info.value)
+    for auth in (
+        oauth(fake, scope=""),
+        OAuthClientCredentials("eGain", token_url(fake), fake.client_id, fake.client_secret, retry=FAST),
+    ):
+        fake.add_fault(action="echo", path="/oauth2/token$")
+        with pytest.raises(IngestApiRejected, match="grant_type=client_credentials") as info:
+            auth.headers(api(fake))
+        assert "scope" not in str(info.value)
     # the fake issues a token without scopes: the API refuses it for lack of the scope
     header = oauth(fake, scope="").headers(api(fake))
     assert api_status(fake, header) == 403
@@ -155,7 +176,9 @@ def test_the_cache_is_shared_by_every_auth_with_the_same_credentials(fake):
 def test_a_wrong_secret_does_not_reuse_a_good_token(fake):
     client = api(fake)
     oauth(fake).headers(client)
-    with pytest.raises(IngestApiRejected, match="eGain token endpoint POST .*HTTP 401.*client authentication failed"):
+    with pytest.raises(
+        IngestApiRejected, match="eGain token endpoint POST .*HTTP 401.*client authentication failed"
+    ):
         oauth(fake, client_secret="wrong secret").headers(client)
     assert [r["status"] for r in token_requests(fake)] == [200, 401]
 
@@ -217,11 +240,10 @@ def test_the_auth_timeouts_apply_to_the_token_endpoint(fake):
     assert issued(fake) == 0
 
 
-def test_the_token_endpoint_is_reached_through_the_connection_proxy(fake):
-    with ForwardProxy() as proxy:
-        client = api(fake, network=NetworkSettings(proxies=(("http", proxy.url),)))
-        oauth(fake).headers(client)
-        assert [(r["method"], r["target"]) for r in proxy.journal()] == [("POST", token_url(fake))]
+def test_the_token_endpoint_is_reached_through_the_connection_proxy(fake, proxy):
+    client = api(fake, network=NetworkSettings(proxies=(("http", proxy.url),)))
+    oauth(fake).headers(client)
+    assert [(r["method"], r["target"]) for r in proxy.journal()] == [("POST", token_url(fake))]
 
 
 # --- expiry and renewal --------------------------------------------------------------------------
@@ -257,7 +279,11 @@ def test_the_lifetime_comes_from_expires_in(fake, clock):
 
 @pytest.mark.parametrize("expires_in", [None, 0, ""], ids=["absent", "zero", "empty"])
 def test_a_token_without_a_lifetime_is_taken_to_live_an_hour(fake, clock, expires_in):
-    body = {"access_token": "tok-1"} if expires_in is None else {"access_token": "tok-1", "expires_in": expires_in}
+    body = (
+        {"access_token": "tok-1"}
+        if expires_in is None
+        else {"access_token": "tok-1", "expires_in": expires_in}
+    )
     fake.add_fault(action="body", path="/oauth2/token$", body=body)
     auth, client = oauth(fake), api(fake)
     auth.headers(client)
@@ -354,6 +380,36 @@ def test_concurrent_waits_share_one_token_fetch(fake):
     assert run(auth.aheaders(aclient(fake))) == headers[0] and issued(fake) == 1
 
 
+async def until(condition, what: str) -> None:
+    """Wait on the loop until ``condition()`` holds; fail naming ``what`` after HANG_GUARD (a guard
+    against a hang, never a timing the test depends on)."""
+    deadline = time.monotonic() + HANG_GUARD
+    while not condition():
+        assert time.monotonic() < deadline, f"still waiting for {what}"
+        await asyncio.sleep(0.005)
+
+
+def test_a_slow_token_fetch_holds_up_only_waits_on_the_same_credentials(fake):
+    """One connection's token endpoint hanging must not stall every other connection's triggers
+    on the triggerer's loop: the fetch lock is per credentials."""
+    fake.add_fault(action="hold", path="/oauth2/token$", seconds=HANG_GUARD / 2)  # the first fetch
+    slow, other = oauth(fake), oauth(fake, scope="other.scope")
+
+    async def both():
+        client = aclient(fake)
+        held = asyncio.create_task(slow.aheaders(client))
+        same = asyncio.create_task(oauth(fake).aheaders(client))  # waits for the held fetch
+        await until(lambda: fake.journal(event="held"), "the token request to be held")
+        answered = await other.aheaders(client)
+        assert not held.done() and not same.done()
+        fake.release()
+        return answered, await held, await same
+
+    answered, held, same = run(both())
+    assert held == same != answered and issued(fake) == 2
+    assert (api_status(fake, held), api_status(fake, answered)) == (404, 403)
+
+
 def test_aheaders_renews_before_expiry(fake, clock):
     auth = oauth(fake)
     first = run(auth.aheaders(aclient(fake)))
@@ -363,17 +419,16 @@ def test_aheaders_renews_before_expiry(fake, clock):
     assert run(auth.aheaders(aclient(fake))) != first and issued(fake) == 2
 
 
-def test_aheaders_reaches_the_endpoint_with_the_auth_settings_and_network(fake):
+def test_aheaders_reaches_the_endpoint_with_the_auth_settings_and_network(fake, proxy):
     fake.add_fault(action="status", status=503, path="/oauth2/token$")
     with pytest.raises(IngestApiError, match="^eGain token endpoint POST .*HTTP 503"):
         run(oauth(fake, retry=ONCE).aheaders(aclient(fake)))
     fake.add_fault(action="drop_after", path="/oauth2/token$")  # a lost reply: asked again
     assert api_status(fake, run(oauth(fake).aheaders(aclient(fake)))) == 404
-    with ForwardProxy() as proxy:
-        clear_token_cache()
-        client = aclient(fake, network=NetworkSettings(proxies=(("http", proxy.url),)))
-        run(oauth(fake).aheaders(client))
-        assert [(r["method"], r["target"]) for r in proxy.journal()] == [("POST", token_url(fake))]
+    clear_token_cache()
+    client = aclient(fake, network=NetworkSettings(proxies=(("http", proxy.url),)))
+    run(oauth(fake).aheaders(client))
+    assert [(r["method"], r["target"]) for r in proxy.journal()] == [("POST", token_url(fake))]
 
 
 def test_aheaders_refuses_a_reply_without_a_token(fake):
@@ -391,6 +446,43 @@ def test_with_headers_adds_fixed_headers_to_the_inner_auth(fake):
     assert run(auth.aheaders(aclient(fake))) == headers
     assert auth.invalidate() is True  # the OAuth token is dropped: a 401 is worth a retry
     assert auth.headers(api(fake)) != headers and issued(fake) == 2
+
+
+class Recording:
+    """An inner auth that answers with what it was asked for (defaults of its own, to tell a
+    dropped argument from a passed one)."""
+
+    def headers(self, client, method=None, url=None):
+        return {"asked": f"{method} {url}", "client": repr(client)}
+
+    async def aheaders(self, client, method=None, url=None):
+        return {"asked": f"async {method} {url}", "client": repr(client)}
+
+    def invalidate(self):
+        return True
+
+
+def test_with_headers_passes_the_request_on_to_the_inner_auth():
+    auth = WithHeaders(Recording(), {"x-api-key": "k"})
+    assert auth.headers("client-1", "PUT", "http://h/p") == {
+        "asked": "PUT http://h/p",
+        "client": "'client-1'",
+        "x-api-key": "k",
+    }
+    assert auth.headers("client-1") == {"asked": "GET ", "client": "'client-1'", "x-api-key": "k"}
+    assert run(auth.aheaders("client-2", "DELETE", "http://h/q")) == {
+        "asked": "async DELETE http://h/q",
+        "client": "'client-2'",
+        "x-api-key": "k",
+    }
+    assert run(auth.aheaders("client-2")) == {"asked": "async GET ", "client": "'client-2'", "x-api-key": "k"}
+    assert auth.invalidate() is True
+
+
+def test_with_headers_fetches_an_oauth_token_on_the_async_path(fake):
+    auth = WithHeaders(oauth(fake), {"x-api-key": "key-1"})
+    headers = run(auth.aheaders(aclient(fake)))
+    assert headers["x-api-key"] == "key-1" and api_status(fake, headers) == 404 and issued(fake) == 1
 
 
 def test_with_headers_fixed_values_win_and_static_auth_is_final():
@@ -467,7 +559,9 @@ def test_sigv4_signing_key_follows_the_secret_the_day_and_the_scope():
         (frozen(secret="another/secret+key"), "eu-west-2", "wisdom"),  # rotated secret
     ]:
         reference = botocore_headers(creds, "GET", url, region, name)
-        assert signer.sign(creds, "GET", url, when_of(reference))["Authorization"] == reference["Authorization"]
+        assert (
+            signer.sign(creds, "GET", url, when_of(reference))["Authorization"] == reference["Authorization"]
+        )
     creds = frozen()
     for day in ("20260101T235959Z", "20260102T000000Z", "20260101T120000Z"):  # a new key each day
         when = datetime.strptime(day, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
@@ -523,6 +617,8 @@ def test_sigv4_method_and_url_decide_the_signature():
 
 def test_sigv4_is_async_only_and_a_401_is_final():
     auth = AwsSigV4(None, "wisdom", "eu-west-2")
-    with pytest.raises(NotImplementedError, match="^AwsSigV4 signs async requests only; use a boto3 client in a worker$"):
+    with pytest.raises(
+        NotImplementedError, match="^AwsSigV4 signs async requests only; use a boto3 client in a worker$"
+    ):
         auth.headers(None)
     assert auth.invalidate() is False

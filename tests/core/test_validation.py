@@ -46,7 +46,9 @@ def test_check_type_returns_the_value_of_the_right_type():
 
 def test_check_type_names_the_field_the_expected_and_the_given_type():
     assert error_of(check_type, "yes", bool, "sync") == "sync: expected bool, got str"
-    assert error_of(check_type, None, dict, "format_settings") == "format_settings: expected dict, got NoneType"
+    assert (
+        error_of(check_type, None, dict, "format_settings") == "format_settings: expected dict, got NoneType"
+    )
 
 
 def test_check_type_names_every_member_of_a_union():
@@ -115,7 +117,9 @@ def test_check_bucket_accepts_valid_names(bucket):
     ],
 )
 def test_check_bucket_refuses_names_s3_never_has(bucket):
-    assert error_of(check_bucket, bucket, "s3_bucket") == f"s3_bucket: {bucket!r} is not a valid S3 bucket name"
+    assert (
+        error_of(check_bucket, bucket, "s3_bucket") == f"s3_bucket: {bucket!r} is not a valid S3 bucket name"
+    )
 
 
 def test_check_bucket_refuses_a_missing_or_non_string_bucket_first():
@@ -160,7 +164,16 @@ def test_parse_s3_uri_splits_bucket_and_key(uri, expected):
 
 
 @pytest.mark.parametrize(
-    "uri", ["bucket/key", "s3:/bucket/key", "S3://bucket/key", "s3:///key", "s3://", " s3://bucket/k", "s3://b/a\nb"]
+    "uri",
+    [
+        "bucket/key",
+        "s3:/bucket/key",
+        "S3://bucket/key",
+        "s3:///key",
+        "s3://",
+        " s3://bucket/k",
+        "s3://b/a\nb",
+    ],
 )
 def test_parse_s3_uri_refuses_what_is_not_an_s3_uri(uri):
     assert error_of(parse_s3_uri, uri, "source") == f"source: {uri!r} is not an s3://bucket/key URI"
@@ -180,11 +193,17 @@ def test_parse_s3_object_uri_returns_bucket_and_key():
 
 @pytest.mark.parametrize("uri", ["s3://bucket", "s3://bucket/", "s3://bucket/folder/"])
 def test_parse_s3_object_uri_refuses_a_bucket_or_folder(uri):
-    assert error_of(parse_s3_object_uri, uri, "file") == f"file: {uri!r} does not name an object (s3://bucket/key)"
+    assert (
+        error_of(parse_s3_object_uri, uri, "file")
+        == f"file: {uri!r} does not name an object (s3://bucket/key)"
+    )
 
 
 def test_parse_s3_object_uri_checks_the_uri_first():
-    assert error_of(parse_s3_object_uri, "http://x/y", "file") == "file: 'http://x/y' is not an s3://bucket/key URI"
+    assert (
+        error_of(parse_s3_object_uri, "http://x/y", "file")
+        == "file: 'http://x/y' is not an s3://bucket/key URI"
+    )
 
 
 # --- exactly_one ---------------------------------------------------------------------------------
@@ -221,7 +240,9 @@ def test_check_path_segment_takes_an_integer_id_as_text():
 
 @pytest.mark.parametrize("value", ["", None, True, False, 1.5, ["a"], b"id"])
 def test_check_path_segment_refuses_what_is_not_a_non_empty_string(value):
-    assert error_of(check_path_segment, value, "job_id") == f"job_id: expected a non-empty string, got {value!r}"
+    assert (
+        error_of(check_path_segment, value, "job_id") == f"job_id: expected a non-empty string, got {value!r}"
+    )
 
 
 @pytest.mark.parametrize(
