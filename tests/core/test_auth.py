@@ -12,7 +12,7 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 import requests
-from conftest import HANG_GUARD
+from conftest import HANG_GUARD, wait_until
 
 from airflow_provider_ingest.auth import AwsSigV4, OAuthClientCredentials, WithHeaders, clear_token_cache
 from airflow_provider_ingest.exceptions import IngestApiError, IngestApiRejected
@@ -101,7 +101,7 @@ def issued(fake) -> int:
 
 
 def token_requests(fake) -> list[dict]:
-    return [r for r in fake.journal() if r.get("path") == "/oauth2/token"]
+    return [r for r in fake.journal() if r.get("path") == "/oauth2/token" and "event" not in r]
 
 
 def api_status(fake, headers: dict[str, str]) -> int:
@@ -237,6 +237,8 @@ def test_the_auth_timeouts_apply_to_the_token_endpoint(fake):
     fake.add_fault(action="hold", path="/oauth2/token$", seconds=30)
     with pytest.raises(IngestApiError, match="^eGain token endpoint POST .*ReadTimeout"):
         oauth(fake, retry=ONCE, timeouts=Timeouts(connect=5, read=0.2)).headers(api(fake))
+    fake.release()  # the held request goes on, finds its client gone, and is journaled: not in a later test
+    wait_until(lambda: token_requests(fake), "the released token request to end")
     assert issued(fake) == 0
 
 
