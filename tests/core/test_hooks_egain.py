@@ -8,6 +8,7 @@ import asyncio
 import json
 
 import pytest
+from asgiref.sync import ThreadSensitiveContext
 
 from airflow_provider_ingest.auth import clear_token_cache
 from airflow_provider_ingest.exceptions import IngestApiError, IngestApiRejected
@@ -48,11 +49,18 @@ def hook() -> EgainHook:
 
 
 def run(coro_fn):
+    """Run an async hook call in a fresh event loop, as a triggerer would.
+
+    Airflow reads the connection through asgiref's ``sync_to_async``, whose shared worker thread
+    does not survive a fork: mutmut forks each mutant's test run from a process that already used
+    it, and the call then waits forever. A ``ThreadSensitiveContext`` gives this run its own."""
+
     async def scenario():
-        try:
-            return await coro_fn()
-        finally:
-            await close_shared_sessions()
+        async with ThreadSensitiveContext():
+            try:
+                return await coro_fn()
+            finally:
+                await close_shared_sessions()
 
     return asyncio.run(scenario())
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
 import pytest
+from asgiref.sync import ThreadSensitiveContext
 
 from airflow_provider_ingest.exceptions import IngestApiError, IngestApiRejected
 from airflow_provider_ingest.hooks.polaris import (
@@ -54,11 +55,18 @@ def hook() -> PolarisHook:
 
 
 def run(coro_fn):
+    """Run an async hook call in a fresh event loop, as a triggerer would.
+
+    Airflow reads the connection through asgiref's ``sync_to_async``, whose shared worker thread
+    does not survive a fork: mutmut forks each mutant's test run from a process that already used
+    it, and the call then waits forever. A ``ThreadSensitiveContext`` gives this run its own."""
+
     async def scenario():
-        try:
-            return await coro_fn()
-        finally:
-            await close_shared_sessions()
+        async with ThreadSensitiveContext():
+            try:
+                return await coro_fn()
+            finally:
+                await close_shared_sessions()
 
     return asyncio.run(scenario())
 
