@@ -274,6 +274,12 @@ def test_list_batches_sorts_the_map_and_skips_what_is_not_a_batch(adobe):
     ]
 
 
+def test_list_batches_without_a_creation_time_come_last(adobe):
+    body = {"undated": {"status": "loading"}, "first": {"created": 1}}
+    adobe.add_fault(action="body", body=body, method="GET", path=f"{CATALOG}$")
+    assert [b["id"] for b in hook().list_batches(DATASET_ID)] == ["first", "undated"]
+
+
 def test_list_batches_id_is_the_key(adobe):
     adobe.add_fault(action="body", body={"b1": {"id": "stale", "created": 1}}, method="GET", path=f"{CATALOG}$")
     assert hook().list_batches(DATASET_ID) == [{"id": "b1", "created": 1}]

@@ -517,3 +517,77 @@ def test_a_summary_without_an_id_is_skipped(polaris):
     values = [{"createdTimestamp": stamp(now), "target": target, "source": {"connectionName": "conn-a"}}]
     polaris.add_fault(action="body", body={"values": values, "moreResultsAvailable": False}, method="GET", path=r"/jobs$")
     assert hook().find_started_job(spec(), now - 1) is None
+
+
+def test_created_at_without_a_zone_is_utc_whatever_the_local_zone(monkeypatch):
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        assert created_at({"createdTimestamp": "2022-10-28T21:36:36"}) == 1666992996.0
+        assert created_at({"createdTimestamp": "2022-10-28T21:36:36Z"}) == 1666992996.0
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_the_default_skew_is_sixty_seconds(polaris):
+    job_id = start(polaris, spec())
+    created = created_at(hook().get_job(job_id))
+    assert hook().find_started_job(spec(), created + 59.5)["id"] == job_id
+    assert hook().find_started_job(spec(), created + 60.5) is None
+
+
+@pytest.mark.parametrize(
+    "newer",
+    [
+        {**spec(), "target": {"type": "table", "tableName": "events", "partitioning": "day"}},
+        spec(connection="conn-b"),
+        spec(uris=[f"s3://{BUCKET}/b.json"]),
+    ],
+)
+def test_a_newer_job_of_another_source_does_not_end_the_search(polaris, newer):
+    called_at = time.time() - 10
+    same = start(polaris, spec(), age=5)
+    start(polaris, newer)
+    assert hook().find_started_job(spec(), called_at)["id"] == same
+
+
+def test_a_newer_replaced_job_does_not_end_the_search(polaris):
+    called_at = time.time() - 10
+    same = start(polaris, spec(), age=5)
+    replaced = start(polaris, spec())
+    assert hook().find_started_job(spec(), called_at, replaces=replaced)["id"] == same
+
+
+def test_a_job_made_at_the_call_wins_over_a_later_one(polaris):
+    at_call = start(polaris, spec(), age=5)
+    start(polaris, spec())
+    called_at = created_at(hook().get_job(at_call))
+    assert hook().find_started_job(spec(), called_at)["id"] == at_call
+
+
+def same_creation(fake, first: str, second: str) -> None:
+    fake.backdate_job(second, fake.jobs[second]["_created"] - fake.jobs[first]["_created"])
+    assert fake.jobs[first]["createdTimestamp"] == fake.jobs[second]["createdTimestamp"]
+
+
+def test_jobs_made_at_the_same_time_after_the_call(polaris):
+    called_at = time.time() - 10
+    first, second = start(polaris, spec()), start(polaris, spec())
+    same_creation(polaris, first, second)
+    assert hook().find_started_job(spec(), called_at)["id"] in (first, second)
+
+
+def test_jobs_made_at_the_same_time_before_the_call(polaris):
+    first, second = start(polaris, spec(), age=5), start(polaris, spec(), age=5)
+    same_creation(polaris, first, second)
+    assert hook().find_started_job(spec(), time.time())["id"] in (first, second)
+
+
+def test_a_job_without_a_creation_time_counts_as_made_before_the_call(polaris):
+    undated = start(polaris, spec())
+    dated = start(polaris, spec())
+    job = {k: v for k, v in hook().get_job(undated).items() if k != "createdTimestamp"}
+    polaris.add_fault(action="body", body=job, method="GET", path=f"/jobs/{undated}$")
+    # called at 0.5 s after the epoch: the undated job (time 0) is before it, the dated one after
+    assert hook().find_started_job(spec(), 0.5)["id"] == dated
