@@ -261,3 +261,49 @@ def test_failure_summary_of_an_unreadable_report_is_an_error(hook, qconnect):
     with pytest.raises(IngestApiRejected, match=r"HTTP 403: .*AccessDenied") as raised:
         hook().failure_summary(job)
     assert raised.value.endpoint == f"{qconnect.url}/_reports/{job_id}"  # never the signature
+
+
+def failed_job(hook, qconnect) -> dict:
+    job_id = start(hook, BAD)
+    qconnect.advance(job_id)
+    return hook().get_import_job(KB, job_id)
+
+
+def test_an_unreadable_report_is_named_as_the_report(hook, qconnect):
+    job = failed_job(hook, qconnect)
+    qconnect.add_fault(action="status", status=404, method="GET", path=r"^/_reports/")
+    with pytest.raises(IngestApiRejected, match=r"^Amazon Q in Connect report GET http://") as raised:
+        hook().failure_summary(job)
+    assert (raised.value.service, raised.value.method, raised.value.status) == ("Amazon Q in Connect report", "GET", 404)
+
+
+def test_a_report_without_rows(hook, qconnect):
+    job = failed_job(hook, qconnect)
+    qconnect.add_fault(action="malformed", method="GET", path=r"^/_reports/")  # 200, one line: a header
+    assert hook().failure_summary(job) == f"import job {job['importJobId']} is FAILED: 0 record(s) failed"
+
+
+def test_the_reports_presigned_url_is_masked(hook, qconnect):
+    from airflow_provider_ingest.http import redact
+
+    job = failed_job(hook, qconnect)
+    hook().failure_summary(job)
+    assert redact(f"report at {job['failedRecordReport']}") == "report at ***"
+
+
+def test_the_report_is_read_through_the_connections_proxy(qconnect, monkeypatch):
+    from airflow_provider_ingest.testing.proxy import ForwardProxy
+
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with ForwardProxy() as proxy:
+        conn = json.loads(os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"])
+        conn["extra"]["config_kwargs"] = {"proxies": {"http": proxy.url}}
+        monkeypatch.setenv("AIRFLOW_CONN_AWS_QCONNECT_CORE_PROXIED", json.dumps(conn))
+        proxied = QConnectHook(aws_conn_id="aws_qconnect_core_proxied")
+        job = failed_job(lambda: proxied, qconnect)
+        proxy.clear()
+        assert proxied.failure_summary(job).endswith("4 record(s) failed; first reasons: missing name; missing content; missing content")
+        assert [(e["method"], e["target"].split("?")[0]) for e in proxy.journal()] == [
+            ("GET", f"{qconnect.url}/_reports/{job['importJobId']}")
+        ]
