@@ -260,6 +260,36 @@ def test_failed_and_invisible_documents_are_both_named():
     )
 
 
+def test_one_document_pending_and_one_running_keep_the_job_waiting():
+    found = {"a": doc("not_found"), "b": doc("indexing"), "c": doc("indexed")}
+    assert ingestion_snapshot(JOB, found, 1001.0).state is RUNNING
+    assert ingestion_snapshot(ingestion_job("job-1", 2, 1000.0, 60.0), {"b": doc("indexing")}, 1001.0).state is RUNNING
+    assert ingestion_snapshot(JOB, {"a": doc("not_found"), "b": doc("indexing")}, 1001.0).state is RUNNING
+
+
+def test_invisible_documents_are_counted_together():
+    snap = ingestion_snapshot(JOB, {"a": doc("not_found"), "b": doc("indexed")}, 1060.0)
+    assert snap.details["statuses"] == {"not_found": 2, "indexed": 1}
+    assert snap.reason == (
+        "2 of 3 document(s) failed: a (not_found: no error code); and 1 never became visible "
+        "(not_found 60.0s after sending)"
+    )
+
+
+def test_a_job_without_a_send_time_or_grace():
+    no_send_time = {"ingestion_job_id": "j", "documents": 1, "sent_at": None, "not_found_grace": 1.0}
+    assert ingestion_snapshot(no_send_time, {}, 0.5).state is RUNNING
+    assert ingestion_snapshot(no_send_time, {}, 1.5).state is FAILED
+    no_grace = {"ingestion_job_id": "j", "documents": 1, "sent_at": 0.0, "not_found_grace": None}
+    assert ingestion_snapshot(no_grace, {}, 0.5).state is FAILED
+
+
+def test_job_failed_with_twenty_one_names_one_more():
+    found = {f"d{n:02}": doc("failed") for n in range(21)}
+    snap = ingestion_snapshot(ingestion_job("j", 21, 0.0, 0.0), found, 1.0)
+    assert snap.reason.endswith("d19 (failed: no error code) and 1 more")
+
+
 def test_a_job_of_no_documents_is_done():
     job = {"ingestion_job_id": None, "documents": None, "sent_at": None, "not_found_grace": None}
     assert ingestion_snapshot(job, {}, 5.0) == JobSnapshot(
@@ -330,6 +360,7 @@ def test_documents_failed_names_twenty_and_counts_the_rest():
     assert snap.reason == f"21 of 21 document(s) failed: {named} and 1 more"
     assert snap.details["statuses"] == {"not_found": 21}
     assert documents_snapshot(ids[:20], {}).reason.endswith("d19 (not_found: no error code)")
+    assert documents_snapshot(ids + ["d21"], {}).reason.endswith(" and 2 more")
 
 
 def test_a_document_without_a_status_keeps_the_set_waiting():
