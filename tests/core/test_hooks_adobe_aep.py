@@ -63,7 +63,11 @@ def run(coro_fn):
 
 
 def requests_to(fake, path: str) -> list[tuple[str, dict[str, str], int | None]]:
-    return [(r["method"], dict(parse_qsl(r["query"])), r["status"]) for r in fake.journal() if r.get("path") == path]
+    return [
+        (r["method"], dict(parse_qsl(r["query"])), r["status"])
+        for r in fake.journal()
+        if r.get("path") == path
+    ]
 
 
 # --- batch_reply: the shape of a Catalog batch reply --------------------------------------------
@@ -200,7 +204,11 @@ def test_snapshot_of_a_batch_that_failed_names_the_error(adobe):
     hook().complete_batch(batch_id)
     adobe.advance(batch_id)
     snap = run(lambda: hook().ajob_snapshot(batch_id))
-    assert (snap.status, snap.state, snap.reason) == ("failed", JobState.FAILED, "INGEST-1212-400: the batch has no files")
+    assert (snap.status, snap.state, snap.reason) == (
+        "failed",
+        JobState.FAILED,
+        "INGEST-1212-400: the batch has no files",
+    )
     assert hook().job_snapshot(batch_id).reason == "INGEST-1212-400: the batch has no files"
 
 
@@ -218,7 +226,11 @@ def test_snapshot_returns_the_named_batch_of_the_reply(adobe):
     adobe.add_fault(action="body", body=body, method="GET", path=f"{CATALOG}/B1$", times=2)
     assert hook().job_snapshot("B1").details["metrics"] == {"recordsWritten": 3}
     snap = run(lambda: hook().ajob_snapshot("B1"))
-    assert (snap.job_id, snap.state, snap.details["metrics"]) == ("B1", JobState.SUCCEEDED, {"recordsWritten": 3})
+    assert (snap.job_id, snap.state, snap.details["metrics"]) == (
+        "B1",
+        JobState.SUCCEEDED,
+        {"recordsWritten": 3},
+    )
 
 
 def test_snapshot_batch_ids_are_one_path_segment(adobe):
@@ -239,7 +251,9 @@ def test_list_batches_newest_first_with_their_ids(adobe):
     found = hook().list_batches(DATASET_ID)
     assert [b["id"] for b in found] == [second, first]
     assert found[0]["createdClient"] == adobe.client_id and found[0]["status"] == "loading"
-    assert requests_to(adobe, CATALOG) == [("GET", {"dataSet": DATASET_ID, "orderBy": "desc:created", "limit": "100"}, 200)]
+    assert requests_to(adobe, CATALOG) == [
+        ("GET", {"dataSet": DATASET_ID, "orderBy": "desc:created", "limit": "100"}, 200)
+    ]
 
 
 def test_list_batches_sends_its_filters(adobe):
@@ -265,7 +279,13 @@ def test_list_batches_sends_its_filters(adobe):
 
 
 def test_list_batches_sorts_the_map_and_skips_what_is_not_a_batch(adobe):
-    body = {"b1": {"created": 1, "status": "success"}, "junk": "x", "b3": {}, "b2": {"created": 3}, "none": None}
+    body = {
+        "b1": {"created": 1, "status": "success"},
+        "junk": "x",
+        "b3": {},
+        "b2": {"created": 3},
+        "none": None,
+    }
     adobe.add_fault(action="body", body=body, method="GET", path=f"{CATALOG}$")
     assert hook().list_batches(DATASET_ID) == [
         {"created": 3, "id": "b2"},
@@ -281,7 +301,9 @@ def test_list_batches_without_a_creation_time_come_last(adobe):
 
 
 def test_list_batches_id_is_the_key(adobe):
-    adobe.add_fault(action="body", body={"b1": {"id": "stale", "created": 1}}, method="GET", path=f"{CATALOG}$")
+    adobe.add_fault(
+        action="body", body={"b1": {"id": "stale", "created": 1}}, method="GET", path=f"{CATALOG}$"
+    )
     assert hook().list_batches(DATASET_ID) == [{"id": "b1", "created": 1}]
 
 

@@ -66,14 +66,19 @@ def run(coro_fn):
 
 
 def requests_to(fake, suffix: str) -> list[tuple[str, str, int | None]]:
-    return [(r["method"], r["path"], r["status"]) for r in fake.journal() if r.get("path", "").endswith(suffix)]
+    return [
+        (r["method"], r["path"], r["status"]) for r in fake.journal() if r.get("path", "").endswith(suffix)
+    ]
 
 
 # --- job_id_from_location ----------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("location", "job_id"),
     [
-        (f"{API}/import/content/7A84B875-6F75-4C7B-B137-0632B62DB0BD", "7A84B875-6F75-4C7B-B137-0632B62DB0BD"),
+        (
+            f"{API}/import/content/7A84B875-6F75-4C7B-B137-0632B62DB0BD",
+            "7A84B875-6F75-4C7B-B137-0632B62DB0BD",
+        ),
         (f"https://api.example{API}/import/content/ABC/", "ABC"),
         ("import/content/REL", "REL"),
         (f"{API}/import/content/Q1?expand=all", "Q1"),
@@ -170,7 +175,10 @@ def test_snapshot_progress_text(progress, text):
         ({"developerMessage": "dev says", "message": "user says"}, "dev says"),
         ({"developerMessage": "", "message": "user says"}, "user says"),
         ({"code": "500-1"}, "{'code': '500-1'}"),
-        ("AccessDenied: the AWS credentials cannot read s3://b/", "AccessDenied: the AWS credentials cannot read s3://b/"),
+        (
+            "AccessDenied: the AWS credentials cannot read s3://b/",
+            "AccessDenied: the AWS credentials cannot read s3://b/",
+        ),
         ("", None),
         (None, None),
     ],
@@ -216,7 +224,12 @@ def test_a_start_reply_without_202_and_location_is_malformed(egain, status, body
         hook().start_import({"dataSource": SOURCE, "operation": "import"})
     error = raised.value
     assert not isinstance(error, IngestApiRejected)
-    assert (error.service, error.method, error.status, error.code) == ("eGain", "POST", status, "MalformedReply")
+    assert (error.service, error.method, error.status, error.code) == (
+        "eGain",
+        "POST",
+        status,
+        "MalformedReply",
+    )
     assert error.endpoint == f"{egain.url}{API}/import/content"
     assert error.server_message == f"expected 202 with a location header, got {status}"
     assert error.outcome_unknown

@@ -44,7 +44,13 @@ def polaris(fake):
     fake.reset()
     fake.configure(clock="steps")
     for name in ("conn-a", "conn-b"):
-        body = {"type": "s3", "name": name, "bucket": BUCKET, "awsEndpoint": "s3.amazonaws.com", "awsAssumedRoleArn": ROLE}
+        body = {
+            "type": "s3",
+            "name": name,
+            "bucket": BUCKET,
+            "awsEndpoint": "s3.amazonaws.com",
+            "awsAssumedRoleArn": ROLE,
+        }
         hook().create_connection(body)
     yield fake
     fake.clear_faults()
@@ -131,7 +137,13 @@ def test_created_at_of_a_job_without_one():
 
 @pytest.mark.parametrize("key", ["connectionName", "uris", "prefixes", "objects", "pattern"])
 def test_same_source_compares_connection_and_objects(key):
-    base = {"connectionName": "c", "uris": ["s3://b/x"], "prefixes": ["p/"], "objects": ["o"], "pattern": "*.json"}
+    base = {
+        "connectionName": "c",
+        "uris": ["s3://b/x"],
+        "prefixes": ["p/"],
+        "objects": ["o"],
+        "pattern": "*.json",
+    }
     assert _same_source(base, dict(base))
     assert not _same_source(base, {**base, key: "other"})
     assert not _same_source({k: v for k, v in base.items() if k != key}, base)
@@ -325,13 +337,20 @@ def test_list_jobs_reads_values_and_more(polaris, reply, expected):
     assert (values, more) == expected and type(more) is bool
 
 
-@pytest.mark.parametrize("reply", [{"values": {"id": "x"}}, {"values": None}, {"moreResultsAvailable": False}])
+@pytest.mark.parametrize(
+    "reply", [{"values": {"id": "x"}}, {"values": None}, {"moreResultsAvailable": False}]
+)
 def test_a_list_reply_without_a_list_of_values_is_malformed(polaris, reply):
     polaris.add_fault(action="body", body=reply, method="GET", path=r"/jobs$", times=10)
     with pytest.raises(IngestApiError, match=r"HTTP 200 \[MalformedReply\]") as raised:
         hook().list_jobs()
     error = raised.value
-    assert (error.service, error.method, error.status, error.code) == ("Imply Polaris", "GET", 200, "MalformedReply")
+    assert (error.service, error.method, error.status, error.code) == (
+        "Imply Polaris",
+        "GET",
+        200,
+        "MalformedReply",
+    )
     assert error.endpoint == f"{polaris.url}/v1/projects/{polaris.project_id}/jobs"
     if reply.get("values") is not None:
         assert error.server_message == "the reply's 'values' is not a list"
@@ -370,7 +389,9 @@ def test_jobs_created_since_keeps_one_created_exactly_then_and_one_without_a_tim
         {"id": "before", "createdTimestamp": stamp(since - 0.001)},
         {"id": "after-the-stop", "createdTimestamp": stamp(since + 1)},
     ]
-    polaris.add_fault(action="body", body={"values": values, "moreResultsAvailable": True}, method="GET", path=r"/jobs$")
+    polaris.add_fault(
+        action="body", body={"values": values, "moreResultsAvailable": True}, method="GET", path=r"/jobs$"
+    )
     assert [j["id"] for j in hook().jobs_created_since("events", since)] == ["no-time", "bad-time", "at"]
     assert len(list_queries(polaris)) == 1
 
@@ -507,7 +528,9 @@ def test_only_candidates_are_read_one_by_one(polaris):
     start(polaris, spec(table="other"))
     candidate = start(polaris, spec(uris=[f"s3://{BUCKET}/b.json"]))
     assert hook().find_started_job(spec(), called_at) is None
-    reads = [r["path"] for r in polaris.journal() if r.get("method") == "GET" and "/jobs/" in r.get("path", "")]
+    reads = [
+        r["path"] for r in polaris.journal() if r.get("method") == "GET" and "/jobs/" in r.get("path", "")
+    ]
     assert reads == [f"/v1/projects/{polaris.project_id}/jobs/{candidate}"]
 
 
@@ -515,7 +538,9 @@ def test_a_summary_without_an_id_is_skipped(polaris):
     now = time.time()
     target = {"type": "table", "tableName": "events"}
     values = [{"createdTimestamp": stamp(now), "target": target, "source": {"connectionName": "conn-a"}}]
-    polaris.add_fault(action="body", body={"values": values, "moreResultsAvailable": False}, method="GET", path=r"/jobs$")
+    polaris.add_fault(
+        action="body", body={"values": values, "moreResultsAvailable": False}, method="GET", path=r"/jobs$"
+    )
     assert hook().find_started_job(spec(), now - 1) is None
 
 

@@ -21,9 +21,7 @@ from airflow_provider_ingest.testing import QConnectFake
 CONN_ID = "aws_qconnect_core_hooks"
 KB = "1b0c5d2e-3f4a-4b5c-8d6e-7f8091a2b3c4"
 GOOD = b"name,content\nGreeting,Hello there\nBye,See you\n"
-BAD = (
-    b"name,content\nok,fine\n,no name\nno content,\nx,\n,\nsixth,ok\n"  # four rows rejected
-)
+BAD = b"name,content\nok,fine\n,no name\nno content,\nx,\n,\nsixth,ok\n"  # four rows rejected
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +64,9 @@ def start(hook, body: bytes = GOOD) -> str:
     qc = hook().conn
     upload = qc.start_content_upload(knowledgeBaseId=KB, contentType="text/csv")
     requests.put(upload["url"], data=body, headers=upload["headersToInclude"], timeout=5).raise_for_status()
-    reply = qc.start_import_job(knowledgeBaseId=KB, importJobType="QUICK_RESPONSES", uploadId=upload["uploadId"])
+    reply = qc.start_import_job(
+        knowledgeBaseId=KB, importJobType="QUICK_RESPONSES", uploadId=upload["uploadId"]
+    )
     return reply["importJob"]["importJobId"]
 
 
@@ -87,7 +87,8 @@ def test_status_table_is_the_waiters_acceptors():
     assert IMPORT_JOB_STATUSES == expected
 
 
-# the document's status enum: 'START_IN_PROGRESS'|'FAILED'|'COMPLETE'|'DELETE_IN_PROGRESS'|'DELETE_FAILED'|'DELETED'
+# the document's status enum:
+# 'START_IN_PROGRESS'|'FAILED'|'COMPLETE'|'DELETE_IN_PROGRESS'|'DELETE_FAILED'|'DELETED'
 @pytest.mark.parametrize(
     ("status", "state"),
     [
@@ -106,7 +107,9 @@ def test_every_documented_status_is_sorted(status, state):
 
 def write_waiter(tmp_path, monkeypatch, acceptors, name="import_job_complete"):
     path = tmp_path / "qconnect.json"
-    path.write_text(json.dumps({"version": 2, "waiters": {name: {"operation": "GetImportJob", "acceptors": acceptors}}}))
+    path.write_text(
+        json.dumps({"version": 2, "waiters": {name: {"operation": "GetImportJob", "acceptors": acceptors}}})
+    )
     monkeypatch.setattr(qconnect_module, "WAITER_PATH", path)
 
 
@@ -118,7 +121,12 @@ def test_status_table_of_another_waiter(tmp_path, monkeypatch):
     write_waiter(
         tmp_path,
         monkeypatch,
-        [acceptor("A", "success"), acceptor("B", "failure"), acceptor("C", "retry"), acceptor("D", "success")],
+        [
+            acceptor("A", "success"),
+            acceptor("B", "failure"),
+            acceptor("C", "retry"),
+            acceptor("D", "success"),
+        ],
         name="other",
     )
     assert status_table("other") == StatusTable.of(succeeded={"A", "D"}, failed={"B"}, running={"C"})
@@ -132,14 +140,18 @@ def test_status_table_of_another_waiter(tmp_path, monkeypatch):
 )
 def test_status_table_refuses_acceptors_it_cannot_read(tmp_path, monkeypatch, bad):
     write_waiter(tmp_path, monkeypatch, [acceptor("COMPLETE", "success"), bad])
-    with pytest.raises(ValueError, match=r"^qconnect.json: only importJob.status path acceptors are supported$"):
+    with pytest.raises(
+        ValueError, match=r"^qconnect.json: only importJob.status path acceptors are supported$"
+    ):
         status_table()
 
 
 # --- import_job_snapshot / get_import_job over the fake ---------------------------------------
 def test_snapshot_of_a_running_then_complete_job(hook, qconnect):
     job_id = start(hook)
-    assert hook().import_job_snapshot(KB, job_id) == JobSnapshot(job_id, "START_IN_PROGRESS", JobState.RUNNING, None)
+    assert hook().import_job_snapshot(KB, job_id) == JobSnapshot(
+        job_id, "START_IN_PROGRESS", JobState.RUNNING, None
+    )
     qconnect.advance(job_id)
     assert hook().import_job_snapshot(KB, job_id) == JobSnapshot(job_id, "COMPLETE", JobState.SUCCEEDED, None)
     assert job_reads(qconnect, job_id) == 2
@@ -151,7 +163,8 @@ def test_snapshot_of_a_failed_job_summarises_its_report(hook, qconnect):
     snap = hook().import_job_snapshot(KB, job_id)
     assert (snap.job_id, snap.status, snap.state) == (job_id, "FAILED", JobState.FAILED)
     assert snap.reason == (
-        f"import job {job_id} is FAILED: 4 record(s) failed; first reasons: missing name; missing content; missing content"
+        f"import job {job_id} is FAILED: 4 record(s) failed; "
+        "first reasons: missing name; missing content; missing content"
     )
     reports = [r for r in qconnect.journal() if r.get("path") == f"/_reports/{job_id}"]
     assert [(r["method"], r["status"]) for r in reports] == [("GET", 200)]
@@ -232,7 +245,8 @@ def test_failure_summary_samples_three_reasons(hook, qconnect):
     qconnect.advance(job_id)
     job = hook().get_import_job(KB, job_id)
     assert hook().failure_summary(job) == (
-        f"import job {job_id} is FAILED: 4 record(s) failed; first reasons: missing name; missing content; missing content"
+        f"import job {job_id} is FAILED: 4 record(s) failed; "
+        "first reasons: missing name; missing content; missing content"
     )
 
 
@@ -240,7 +254,10 @@ def test_failure_summary_of_one_rejected_row(hook, qconnect):
     job_id = start(hook, b"name,content\nok,fine\n,lost\n")
     qconnect.advance(job_id)
     job = hook().get_import_job(KB, job_id)
-    assert hook().failure_summary(job) == f"import job {job_id} is FAILED: 1 record(s) failed; first reasons: missing name"
+    assert (
+        hook().failure_summary(job)
+        == f"import job {job_id} is FAILED: 1 record(s) failed; first reasons: missing name"
+    )
 
 
 def test_failure_summary_without_a_report(hook, qconnect):
@@ -274,7 +291,11 @@ def test_an_unreadable_report_is_named_as_the_report(hook, qconnect):
     qconnect.add_fault(action="status", status=404, method="GET", path=r"^/_reports/")
     with pytest.raises(IngestApiRejected, match=r"^Amazon Q in Connect report GET http://") as raised:
         hook().failure_summary(job)
-    assert (raised.value.service, raised.value.method, raised.value.status) == ("Amazon Q in Connect report", "GET", 404)
+    assert (raised.value.service, raised.value.method, raised.value.status) == (
+        "Amazon Q in Connect report",
+        "GET",
+        404,
+    )
 
 
 def test_a_report_without_rows(hook, qconnect):
@@ -303,7 +324,9 @@ def test_the_report_is_read_through_the_connections_proxy(qconnect, monkeypatch)
         proxied = QConnectHook(aws_conn_id="aws_qconnect_core_proxied")
         job = failed_job(lambda: proxied, qconnect)
         proxy.clear()
-        assert proxied.failure_summary(job).endswith("4 record(s) failed; first reasons: missing name; missing content; missing content")
+        assert proxied.failure_summary(job).endswith(
+            "4 record(s) failed; first reasons: missing name; missing content; missing content"
+        )
         assert [(e["method"], e["target"].split("?")[0]) for e in proxy.journal()] == [
             ("GET", f"{qconnect.url}/_reports/{job['importJobId']}")
         ]

@@ -81,12 +81,16 @@ def both(call, conn_id: str = CONN_ID):
 
 
 def filter_queries(fake) -> list[list[tuple[str, str]]]:
-    return [parse_qsl(r["query"]) for r in fake.journal() if r.get("method") == "GET" and r.get("path") == API]
+    return [
+        parse_qsl(r["query"]) for r in fake.journal() if r.get("method") == "GET" and r.get("path") == API
+    ]
 
 
 def send(conn_id: str = CONN_ID, *names: str, job: str | None = None) -> list[str]:
     ids = [compute_document_id(name) for name in names]
-    docs = [{"document_id": d, "document_content": {"from_": {"plain_text_string": f"text {d}"}}} for d in ids]
+    docs = [
+        {"document_id": d, "document_content": {"from_": {"plain_text_string": f"text {d}"}}} for d in ids
+    ]
     hook(conn_id).ingest_documents(docs, content_ingestion_job_id=job)
     return ids
 
@@ -180,7 +184,12 @@ def test_job_in_progress_names_unknown_statuses_once():
 
 def test_job_in_progress_without_unknown_statuses_has_no_warning():
     snap = ingestion_snapshot(JOB, {"a": doc("indexing"), "b": doc("indexed"), "c": doc("indexed")}, 2000.0)
-    assert (snap.state, snap.status, snap.progress, snap.warning) == (RUNNING, "in progress", "2 of 3 indexed", None)
+    assert (snap.state, snap.status, snap.progress, snap.warning) == (
+        RUNNING,
+        "in progress",
+        "2 of 3 indexed",
+        None,
+    )
 
 
 def test_job_failed_names_each_failed_document():
@@ -263,7 +272,10 @@ def test_failed_and_invisible_documents_are_both_named():
 def test_one_document_pending_and_one_running_keep_the_job_waiting():
     found = {"a": doc("not_found"), "b": doc("indexing"), "c": doc("indexed")}
     assert ingestion_snapshot(JOB, found, 1001.0).state is RUNNING
-    assert ingestion_snapshot(ingestion_job("job-1", 2, 1000.0, 60.0), {"b": doc("indexing")}, 1001.0).state is RUNNING
+    assert (
+        ingestion_snapshot(ingestion_job("job-1", 2, 1000.0, 60.0), {"b": doc("indexing")}, 1001.0).state
+        is RUNNING
+    )
     assert ingestion_snapshot(JOB, {"a": doc("not_found"), "b": doc("indexing")}, 1001.0).state is RUNNING
 
 
@@ -308,8 +320,14 @@ def test_a_job_with_counts_as_text():
 
 
 def test_more_documents_found_than_expected():
-    snap = ingestion_snapshot(ingestion_job("j", 1, 0.0, 0.0), {"a": doc("indexed"), "b": doc("indexed")}, 1.0)
-    assert (snap.state, snap.progress, snap.details["statuses"]) == (SUCCEEDED, "2 of 1 indexed", {"indexed": 2})
+    snap = ingestion_snapshot(
+        ingestion_job("j", 1, 0.0, 0.0), {"a": doc("indexed"), "b": doc("indexed")}, 1.0
+    )
+    assert (snap.state, snap.progress, snap.details["statuses"]) == (
+        SUCCEEDED,
+        "2 of 1 indexed",
+        {"indexed": 2},
+    )
 
 
 # --- documents_snapshot: a list of document ids ---------------------------------------------------
@@ -325,14 +343,24 @@ def test_documents_indexed():
 
 
 def test_documents_in_progress():
-    found = {"a": doc("indexed"), "b": doc("indexing"), "c": doc("failed"), "d": doc("what"), "e": doc("huh"), "f": doc("what")}
+    found = {
+        "a": doc("indexed"),
+        "b": doc("indexing"),
+        "c": doc("failed"),
+        "d": doc("what"),
+        "e": doc("huh"),
+        "f": doc("what"),
+    }
     assert documents_snapshot(["a", "b", "c", "d", "e", "f"], found) == JobSnapshot(
         "documents",
         "in progress",
         RUNNING,
         progress="1 of 6 indexed",
         warning="unexpected document status huh, what; still waiting",
-        details={"document_count": 6, "statuses": {"indexed": 1, "indexing": 1, "failed": 1, "what": 2, "huh": 1}},
+        details={
+            "document_count": 6,
+            "statuses": {"indexed": 1, "indexing": 1, "failed": 1, "what": 2, "huh": 1},
+        },
     )
 
 
@@ -347,9 +375,13 @@ def test_documents_failed_names_them():
         "documents",
         "failed",
         FAILED,
-        "3 of 4 document(s) failed: a (failed: e1,e2), c (quarantine_failed: no error code), d (not_found: no error code)",
+        "3 of 4 document(s) failed: a (failed: e1,e2), c (quarantine_failed: no error code), "
+        "d (not_found: no error code)",
         "1 of 4 indexed",
-        details={"document_count": 4, "statuses": {"failed": 1, "indexed": 1, "quarantine_failed": 1, "not_found": 1}},
+        details={
+            "document_count": 4,
+            "statuses": {"failed": 1, "indexed": 1, "quarantine_failed": 1, "not_found": 1},
+        },
     )
 
 
@@ -374,13 +406,20 @@ def test_a_document_without_a_status_keeps_the_set_waiting():
 
 def test_no_documents_is_done():
     assert documents_snapshot([], {}) == JobSnapshot(
-        "documents", "indexed", SUCCEEDED, progress="0 of 0 indexed", details={"document_count": 0, "statuses": {}}
+        "documents",
+        "indexed",
+        SUCCEEDED,
+        progress="0 of 0 indexed",
+        details={"document_count": 0, "statuses": {}},
     )
 
 
 def test_a_document_listed_twice_counts_twice():
     snap = documents_snapshot(["a", "a"], {"a": doc("indexed")})
-    assert (snap.progress, snap.details) == ("2 of 2 indexed", {"document_count": 2, "statuses": {"indexed": 2}})
+    assert (snap.progress, snap.details) == (
+        "2 of 2 indexed",
+        {"document_count": 2, "statuses": {"indexed": 2}},
+    )
 
 
 # --- over HTTP: an ingestion job ---------------------------------------------------------------
@@ -389,12 +428,25 @@ def test_ingestion_job_snapshot_follows_its_documents(zeta):
     send(CONN_ID, "other")  # another job's document: not counted
     job = ingestion_job("job-7", 2, 0.0, 0.0)
     first = both(lambda h, a: h.ajob_snapshot(job) if a else h.job_snapshot(job))
-    assert (first.state, first.details) == (RUNNING, {"document_count": 2, "statuses": {"ingesting": 2}, "ingestion_job_id": "job-7"})
+    assert (first.state, first.details) == (
+        RUNNING,
+        {"document_count": 2, "statuses": {"ingesting": 2}, "ingestion_job_id": "job-7"},
+    )
     zeta.advance(steps=2)
     done = both(lambda h, a: h.ajob_snapshot(job) if a else h.job_snapshot(job))
-    assert (done.state, done.progress, done.details["statuses"]) == (SUCCEEDED, "2 of 2 indexed", {"indexed": 2})
+    assert (done.state, done.progress, done.details["statuses"]) == (
+        SUCCEEDED,
+        "2 of 2 indexed",
+        {"indexed": 2},
+    )
     assert len(ids) == 2
-    query = [("tenant", "acme"), ("content_ingestion_job_id", "job-7"), ("include_document_status", "true"), ("page", "1"), ("page_size", str(STATUS_PAGE))]
+    query = [
+        ("tenant", "acme"),
+        ("content_ingestion_job_id", "job-7"),
+        ("include_document_status", "true"),
+        ("page", "1"),
+        ("page_size", str(STATUS_PAGE)),
+    ]
     assert filter_queries(zeta) == [query] * 4
     assert STATUS_PAGE == 1000
 
@@ -418,7 +470,7 @@ def test_ingestion_job_snapshot_reads_every_page(zeta):
         for body in pages:
             zeta.add_fault(action="body", body=body, method="GET", path=f"{API}$")
         job = ingestion_job("job-9", 2, 0.0, 0.0)
-        snap = run(lambda: hook().ajob_snapshot(job)) if asynchronous else hook().job_snapshot(job)
+        snap = run(lambda job=job: hook().ajob_snapshot(job)) if asynchronous else hook().job_snapshot(job)
         assert (snap.state, snap.reason) == (FAILED, "1 of 2 document(s) failed: b (failed: no error code)")
     assert [dict(q)["page"] for q in filter_queries(zeta)] == ["1", "2", "3"] * 2
 
@@ -428,7 +480,10 @@ def test_ingestion_job_snapshot_of_an_empty_reply(zeta, body):
     zeta.add_fault(action="body", body=body, method="GET", path=f"{API}$", times=2)
     job = ingestion_job("job-1", 1, 0.0, 0.0)
     snap = both(lambda h, a: h.ajob_snapshot(job) if a else h.job_snapshot(job))
-    assert (snap.state, snap.reason) == (FAILED, "1 of 1 document(s) failed: 1 never became visible (not_found 0.0s after sending)")
+    assert (snap.state, snap.reason) == (
+        FAILED,
+        "1 of 1 document(s) failed: 1 never became visible (not_found 0.0s after sending)",
+    )
     assert len(filter_queries(zeta)) == 2
 
 
@@ -456,12 +511,21 @@ def test_documents_snapshot_follows_the_documents(zeta):
     zeta.advance(steps=2)
     done = both(lambda h, a: h.ajob_snapshot(ids) if a else h.job_snapshot(ids))
     assert (done.state, done.progress) == (SUCCEEDED, "2 of 2 indexed")
-    query = [("tenant", "acme"), *[("document_id_in", d) for d in ids], ("include_document_status", "true"), ("page_size", "2")]
+    query = [
+        ("tenant", "acme"),
+        *[("document_id_in", d) for d in ids],
+        ("include_document_status", "true"),
+        ("page_size", "2"),
+    ]
     assert filter_queries(zeta) == [query] * 4
 
 
 def test_documents_snapshot_queries_in_chunks_of_a_hundred(zeta):
-    ids = send(CONN_ID, "first") + [compute_document_id(f"doc-{n}") for n in range(2 * STATUS_CHUNK)] + send(CONN_ID, "last")
+    ids = (
+        send(CONN_ID, "first")
+        + [compute_document_id(f"doc-{n}") for n in range(2 * STATUS_CHUNK)]
+        + send(CONN_ID, "last")
+    )
     zeta.advance(steps=2)
     snap = both(lambda h, a: h.ajob_snapshot(ids) if a else h.job_snapshot(ids))
     assert snap.state is FAILED and snap.progress == f"2 of {len(ids)} indexed"
