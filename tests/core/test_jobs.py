@@ -30,7 +30,10 @@ from airflow_provider_ingest.jobs import (
 )
 from airflow_provider_ingest.testing import TaskStateStore
 
-TABLE = StatusTable.of(succeeded={"Done", "OK"}, failed={"ERROR"}, running={"Queued", "busy"})
+
+def vendor_table() -> StatusTable:
+    """Built inside each test: a table built at import would be built before mutmut's switch."""
+    return StatusTable.of(succeeded={"Done", "OK"}, failed={"ERROR"}, running={"Queued", "busy"})
 
 
 def running(status: str = "busy", **kw) -> JobSnapshot:
@@ -70,10 +73,11 @@ def frozen_clock(monkeypatch):
 
 # --- StatusTable -----------------------------------------------------------------------------------
 def test_status_table_of_sorts_values_lowercased():
-    assert TABLE == StatusTable(
+    table = vendor_table()
+    assert table == StatusTable(
         succeeded=frozenset({"done", "ok"}), failed=frozenset({"error"}), running=frozenset({"queued", "busy"})
     )
-    assert isinstance(TABLE.succeeded, frozenset) and isinstance(TABLE.running, frozenset)
+    assert isinstance(table.succeeded, frozenset) and isinstance(table.running, frozenset)
 
 
 @pytest.mark.parametrize(
@@ -92,7 +96,7 @@ def test_status_table_of_sorts_values_lowercased():
     ],
 )
 def test_state_of_is_case_insensitive_and_unknown_is_none(status, state):
-    assert TABLE.state_of(status) is state
+    assert vendor_table().state_of(status) is state
 
 
 def test_state_of_reads_a_missing_status_as_the_empty_one():
@@ -202,6 +206,8 @@ def test_next_sleep_is_the_interval_or_what_is_left(frozen_clock):
     assert watch.seconds_left() == 2.5
     assert watch.next_sleep(10.0) == 2.5
     assert watch.next_sleep(1.0) == 1.0
+    almost = JobWatch("Svc", "j-1", frozen_clock + 0.25)  # under a second left: still a sleep
+    assert almost.next_sleep(10.0) == 0.25
 
 
 @pytest.mark.parametrize("past", [0.0, 0.5])
