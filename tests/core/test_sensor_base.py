@@ -5,12 +5,13 @@ Pokes go over real HTTP to the shipped AEP fake (no S3), reached as its own conn
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
 from datetime import timedelta
 
 import pytest
-from airflow.exceptions import AirflowProviderDeprecationWarning
+from airflow.exceptions import AirflowProviderDeprecationWarning, AirflowRescheduleException
 from airflow.sdk.exceptions import TaskDeferred
 
 from airflow_provider_ingest.exceptions import IngestJobFailed, IngestJobTimeout
@@ -117,6 +118,33 @@ def test_poke_reads_the_batch_until_it_succeeds(aep):
     assert [s.poke({}), s.poke({})] == [False, True]
     reads = status_reads(aep, batch_id)
     assert len(reads) == 2 and not any("aiohttp" in r["agent"] for r in reads)
+
+
+def test_poke_logs_the_status_to_the_tasks_log(aep, caplog, capfd):
+    """The status lines go to the sensor's task log, not to the provider's module logger."""
+    batch_id = new_batch()
+    s = sensor(batch_id)
+    with caplog.at_level(logging.INFO, logger="airflow_provider_ingest.jobs"):
+        assert s.poke({}) is True
+    assert [r for r in caplog.records if r.name == "airflow_provider_ingest.jobs"] == []
+    lines = [line for line in capfd.readouterr().out.splitlines() if f"job {batch_id} is success" in line]
+    assert len(lines) == 1 and f"[{s.log.name}]" in lines[0]
+
+
+def test_reschedule_mode_hands_the_context_to_airflows_loop(aep):
+    """In reschedule mode Airflow's loop reads the task instance from the context: a running batch
+    frees the worker slot until the next poke, a finished one ends the task."""
+
+    class FirstTry:  # the task instance, as far as the reschedule loop reads it
+        def get_first_reschedule_date(self, context):
+            return None
+
+    aep.configure(reads_per_step=2)
+    batch_id = new_batch()
+    s = sensor(batch_id, mode="reschedule", poke_interval=60)
+    with pytest.raises(AirflowRescheduleException):
+        s.execute({"ti": FirstTry()})
+    assert sensor(batch_id, mode="reschedule", poke_interval=60).execute({"ti": FirstTry()}) is None
 
 
 def test_poke_raises_the_batch_failure(aep):

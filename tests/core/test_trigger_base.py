@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 import time
 
 import pyarrow as pa
@@ -256,3 +257,22 @@ def test_wait_event_job_failure_and_api_error_are_error_events():
 def test_wait_event_lets_other_errors_through():
     with pytest.raises(ZeroDivisionError, match="boom"):
         event_of(Fetch(ZeroDivisionError("boom")))
+
+
+def test_wait_event_logs_to_the_given_log(caplog):
+    log = logging.getLogger("tests.core.trigger")
+    with caplog.at_level(logging.INFO):
+        asyncio.run(wait_event("Svc", "j", Fetch(DONE), poll_interval=0.001, deadline=time.time() + 60, log=log))
+    assert [(r.name, r.getMessage()) for r in caplog.records] == [("tests.core.trigger", "Svc job j is done")]
+
+
+def test_run_logs_the_status_to_the_triggers_log(aep, caplog, capfd):
+    """The status lines go to the trigger's log (shown in the deferred task's log), not to the
+    provider's module logger (the triggerer's own log)."""
+    batch_id = new_batch()
+    t = trigger(batch_id)
+    with caplog.at_level(logging.INFO, logger="airflow_provider_ingest.jobs"):
+        assert run_trigger(t)["status"] == "success"
+    assert [r for r in caplog.records if r.name == "airflow_provider_ingest.jobs"] == []
+    lines = [line for line in capfd.readouterr().out.splitlines() if f"job {batch_id} is success" in line]
+    assert len(lines) == 1 and f"[{t.log.name}]" in lines[0]
