@@ -75,7 +75,9 @@ def frozen_clock(monkeypatch):
 def test_status_table_of_sorts_values_lowercased():
     table = vendor_table()
     assert table == StatusTable(
-        succeeded=frozenset({"done", "ok"}), failed=frozenset({"error"}), running=frozenset({"queued", "busy"})
+        succeeded=frozenset({"done", "ok"}),
+        failed=frozenset({"error"}),
+        running=frozenset({"queued", "busy"}),
     )
     assert isinstance(table.succeeded, frozenset) and isinstance(table.running, frozenset)
 
@@ -181,9 +183,13 @@ def test_watch_done_only_on_success():
 
 def test_watch_failure_names_service_job_status_and_reason():
     watch = JobWatch("Svc", ["a", "b"])
-    with pytest.raises(IngestJobFailed, match=r"^Svc job of 2 documents \(a, \.\.\.\) ended ERROR: disk full$"):
+    with pytest.raises(
+        IngestJobFailed, match=r"^Svc job of 2 documents \(a, \.\.\.\) ended ERROR: disk full$"
+    ):
         watch.done(JobSnapshot("x", "ERROR", JobState.FAILED, reason="disk full"))
-    with pytest.raises(IngestJobFailed, match=r"^Svc job of 2 documents \(a, \.\.\.\) ended ERROR: no reason given$"):
+    with pytest.raises(
+        IngestJobFailed, match=r"^Svc job of 2 documents \(a, \.\.\.\) ended ERROR: no reason given$"
+    ):
         watch.done(JobSnapshot("x", "ERROR", JobState.FAILED))
 
 
@@ -292,7 +298,10 @@ def test_wait_for_job_deadline_wins_over_timeout():
     with pytest.raises(IngestJobTimeout, match=r"did not finish before the wait's deadline"):
         wait_for_job(reader, "j-1", poll_interval=0.001, timeout=3600, deadline=time.time() - 1)
     reader = Reader(running(), succeeded())
-    assert wait_for_job(reader, "j-1", poll_interval=0.001, timeout=0, deadline=time.time() + 3600) == succeeded()
+    assert (
+        wait_for_job(reader, "j-1", poll_interval=0.001, timeout=0, deadline=time.time() + 3600)
+        == succeeded()
+    )
 
 
 def test_wait_for_job_logs_to_the_given_log(caplog):

@@ -26,6 +26,12 @@ from airflow_provider_ingest.triggers.adobe_aep import AdobeAepBatchTrigger
 from .test_trigger_base import CONN, SERVICE, aep, aep_core_server, new_batch, status_reads  # noqa: F401
 
 
+@pytest.fixture
+def fake(request):
+    """test_trigger_base's ``aep`` fixture: the AEP fake, fresh, reachable as connection ``CONN``."""
+    return request.getfixturevalue("aep")
+
+
 def sensor(batch_id: str, **kwargs) -> AdobeAepBatchSensor:
     kwargs.setdefault("poke_interval", 0.01)
     kwargs.setdefault("deferrable", False)
@@ -51,7 +57,8 @@ def test_hook_is_the_services_hook_on_the_sensors_connection():
 
 def test_poll_interval_is_a_deprecated_alias():
     with pytest.warns(
-        AirflowProviderDeprecationWarning, match=r"^AdobeAepBatchSensor: poll_interval is deprecated, use poke_interval$"
+        AirflowProviderDeprecationWarning,
+        match=r"^AdobeAepBatchSensor: poll_interval is deprecated, use poke_interval$",
     ):
         s = AdobeAepBatchSensor(task_id="wait", batch_id="b-1", adobe_aep_conn_id=CONN, poll_interval=4)
     assert s.poke_interval == 4 and s.poll_interval == 4.0
@@ -59,7 +66,8 @@ def test_poll_interval_is_a_deprecated_alias():
 
 def test_poll_interval_and_poke_interval_together_are_refused():
     with pytest.raises(
-        TypeError, match=r"^AdobeAepBatchSensor: give poke_interval, not also its deprecated alias poll_interval$"
+        TypeError,
+        match=r"^AdobeAepBatchSensor: give poke_interval, not also its deprecated alias poll_interval$",
     ):
         AdobeAepBatchSensor(task_id="wait", batch_id="b-1", poll_interval=4, poke_interval=5)
 
@@ -111,16 +119,16 @@ def test_good_ids_pass_the_check():
 
 
 # --- poke --------------------------------------------------------------------------------------------
-def test_poke_reads_the_batch_until_it_succeeds(aep):
-    aep.configure(reads_per_step=2)
+def test_poke_reads_the_batch_until_it_succeeds(fake):
+    fake.configure(reads_per_step=2)
     batch_id = new_batch()
     s = sensor(batch_id)
     assert [s.poke({}), s.poke({})] == [False, True]
-    reads = status_reads(aep, batch_id)
+    reads = status_reads(fake, batch_id)
     assert len(reads) == 2 and not any("aiohttp" in r["agent"] for r in reads)
 
 
-def test_poke_logs_the_status_to_the_tasks_log(aep, caplog, capfd):
+def test_poke_logs_the_status_to_the_tasks_log(fake, caplog, capfd):
     """The status lines go to the sensor's task log, not to the provider's module logger."""
     batch_id = new_batch()
     s = sensor(batch_id)
@@ -131,7 +139,7 @@ def test_poke_logs_the_status_to_the_tasks_log(aep, caplog, capfd):
     assert len(lines) == 1 and f"[{s.log.name}]" in lines[0]
 
 
-def test_reschedule_mode_hands_the_context_to_airflows_loop(aep):
+def test_reschedule_mode_hands_the_context_to_airflows_loop(fake):
     """In reschedule mode Airflow's loop reads the task instance from the context: a running batch
     frees the worker slot until the next poke, a finished one ends the task."""
 
@@ -139,7 +147,7 @@ def test_reschedule_mode_hands_the_context_to_airflows_loop(aep):
         def get_first_reschedule_date(self, context):
             return None
 
-    aep.configure(reads_per_step=2)
+    fake.configure(reads_per_step=2)
     batch_id = new_batch()
     s = sensor(batch_id, mode="reschedule", poke_interval=60)
     with pytest.raises(AirflowRescheduleException):
@@ -147,17 +155,17 @@ def test_reschedule_mode_hands_the_context_to_airflows_loop(aep):
     assert sensor(batch_id, mode="reschedule", poke_interval=60).execute({"ti": FirstTry()}) is None
 
 
-def test_poke_raises_the_batch_failure(aep):
+def test_poke_raises_the_batch_failure(fake):
     batch_id = new_batch(files=False)
     with pytest.raises(IngestJobFailed, match=rf"^{SERVICE} job {batch_id} ended failed: INGEST-1212-400"):
         sensor(batch_id).poke({})
 
 
-def test_execute_pokes_until_done_when_not_deferrable(aep):
-    aep.configure(reads_per_step=3)
+def test_execute_pokes_until_done_when_not_deferrable(fake):
+    fake.configure(reads_per_step=3)
     batch_id = new_batch()
     assert sensor(batch_id, timeout=60).execute({}) is None
-    assert len(status_reads(aep, batch_id)) == 3
+    assert len(status_reads(fake, batch_id)) == 3
 
 
 # --- deferrable ------------------------------------------------------------------------------------------
@@ -192,7 +200,10 @@ def test_deferrable_with_a_timeout_over_a_year_waits_a_year(monkeypatch):
 def test_execute_complete_returns_the_details_or_raises():
     s = sensor("b-1", deferrable=True)
     done = JobSnapshot("b-1", "success", JobState.SUCCEEDED, details={"batch_id": "b-1", "rows": 2})
-    assert s.execute_complete({}, {"status": "success", "job": done.to_event()}) == {"batch_id": "b-1", "rows": 2}
+    assert s.execute_complete({}, {"status": "success", "job": done.to_event()}) == {
+        "batch_id": "b-1",
+        "rows": 2,
+    }
     with pytest.raises(IngestJobFailed, match=r"^ended failed$"):
         s.execute_complete({}, {"status": "error", "message": "ended failed"})
     with pytest.raises(IngestJobTimeout, match=r"^late$"):

@@ -115,9 +115,17 @@ def test_serialize_names_the_class_and_every_argument():
         "airflow_provider_ingest.triggers.adobe_aep.AdobeAepBatchTrigger",
         {"job_id": "b-1", "conn_id": CONN, "deadline": 1234.5, "poll_interval": 30.0, "cancel_on_kill": True},
     )
-    given = AdobeAepBatchTrigger(job_id="b-2", conn_id="c", deadline=9.0, poll_interval=2.0, cancel_on_kill=False)
+    given = AdobeAepBatchTrigger(
+        job_id="b-2", conn_id="c", deadline=9.0, poll_interval=2.0, cancel_on_kill=False
+    )
     path, kwargs = given.serialize()
-    assert kwargs == {"job_id": "b-2", "conn_id": "c", "deadline": 9.0, "poll_interval": 2.0, "cancel_on_kill": False}
+    assert kwargs == {
+        "job_id": "b-2",
+        "conn_id": "c",
+        "deadline": 9.0,
+        "poll_interval": 2.0,
+        "cancel_on_kill": False,
+    }
     rebuilt = AdobeAepBatchTrigger(**json.loads(json.dumps(kwargs)))
     assert rebuilt.serialize() == (path, kwargs)
 
@@ -262,7 +270,9 @@ def test_wait_event_lets_other_errors_through():
 def test_wait_event_logs_to_the_given_log(caplog):
     log = logging.getLogger("tests.core.trigger")
     with caplog.at_level(logging.INFO):
-        asyncio.run(wait_event("Svc", "j", Fetch(DONE), poll_interval=0.001, deadline=time.time() + 60, log=log))
+        asyncio.run(
+            wait_event("Svc", "j", Fetch(DONE), poll_interval=0.001, deadline=time.time() + 60, log=log)
+        )
     assert [(r.name, r.getMessage()) for r in caplog.records] == [("tests.core.trigger", "Svc job j is done")]
 
 
