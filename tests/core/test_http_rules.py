@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import email.utils
 import random
+import ssl
 import time
 import uuid
 
 import pytest
+import requests
 
 from airflow_provider_ingest.exceptions import IngestApiError, IngestApiRejected
 from airflow_provider_ingest.http import (
@@ -16,6 +18,8 @@ from airflow_provider_ingest.http import (
     RetryBudget,
     RetryPolicy,
     StaticAuth,
+    _sent_before_failure,
+    _tls_failure,
     encoded_forms,
     error_details,
     mask,
@@ -326,3 +330,72 @@ def test_url_joins_paths_to_the_base_and_keeps_absolute_urls(api):
     assert api.url("http://other/x?y=1") == "http://other/x?y=1"
     assert api.url("https://s3.example/b/k") == "https://s3.example/b/k"
     assert api.endpoint("https://h/p?a=1?b") == "https://h/p" and api.endpoint("https://h/p") == "https://h/p"
+
+
+# --- what a transport error means ---------------------------------------------------------------------
+def certificate_error(message: str | None = "self-signed certificate") -> ssl.SSLCertVerificationError:
+    err = ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED]")
+    err.verify_message = message
+    return err
+
+
+def tls_reason(detail: str) -> str:
+    return (
+        f"TLS certificate verification failed ({detail}); "
+        "check the connection's 'verify' (CA bundle) and host"
+    )
+
+
+def chained(outer: BaseException, *, cause=None, context=None) -> BaseException:
+    outer.__cause__, outer.__context__ = cause, context
+    return outer
+
+
+def test_tls_failure_is_found_wherever_the_certificate_error_hides():
+    assert _tls_failure(certificate_error()) == tls_reason("self-signed certificate")
+    assert _tls_failure(certificate_error(None)) == tls_reason("certificate verify failed")
+    assert _tls_failure(chained(OSError("outer"), cause=certificate_error())) == tls_reason(
+        "self-signed certificate"
+    )
+    assert _tls_failure(chained(OSError("outer"), context=certificate_error("ctx"))) == tls_reason("ctx")
+    with_reason = OSError("max retries")
+    with_reason.reason = certificate_error("reason")  # urllib3's MaxRetryError
+    assert _tls_failure(with_reason) == tls_reason("reason")
+    # requests' SSLError(MaxRetryError): the cause is the first exception among the args
+    assert _tls_failure(OSError("text", certificate_error("arg"), ValueError("x"))) == tls_reason("arg")
+    text_reason = OSError(certificate_error("arg0"))
+    text_reason.reason = "just text"
+    assert _tls_failure(text_reason) == tls_reason("arg0")
+
+
+def test_tls_failure_is_none_for_other_errors_and_ends_on_cycles():
+    assert _tls_failure(ConnectionResetError("reset")) is None
+    assert _tls_failure(ssl.SSLError(1, "handshake failure")) is None
+    a, b = OSError("a"), OSError("b")
+    a.__context__, b.__context__ = b, a
+    assert _tls_failure(a) is None
+    first_cause = chained(OSError("outer"), cause=OSError("plain"), context=certificate_error("ctx"))
+    assert _tls_failure(first_cause) is None  # the cause is followed, not the context
+
+
+def test_an_aiohttp_certificate_error_is_read_through_its_certificate_error():
+    import aiohttp
+    from aiohttp.client_reqrep import ConnectionKey
+
+    key = ConnectionKey("h", 443, True, True, None, None, None)
+    err = aiohttp.ClientConnectorCertificateError(key, certificate_error("aiohttp"))
+    assert _tls_failure(err) == tls_reason("aiohttp")
+
+
+def test_only_a_refused_or_timed_out_connect_proves_the_request_never_left():
+    from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
+
+    refused = MaxRetryError(None, "/x", reason=NewConnectionError(None, "refused"))
+    assert _sent_before_failure(requests.ConnectionError(refused)) is False
+    assert _sent_before_failure(requests.ConnectTimeout("connect timed out")) is False
+    reset = MaxRetryError(None, "/x", reason=ProtocolError("reset"))
+    assert _sent_before_failure(requests.ConnectionError(reset)) is True
+    assert _sent_before_failure(requests.ConnectionError(refused, "second")) is False
+    assert _sent_before_failure(requests.ConnectionError()) is True
+    assert _sent_before_failure(requests.ConnectionError("text")) is True
+    assert _sent_before_failure(requests.ReadTimeout("read timed out")) is True
