@@ -306,7 +306,8 @@ def test_a_dropped_connection_is_retried_for_a_get_but_not_for_a_post(side, fake
 
 
 def test_a_reply_slower_than_the_read_timeout_is_a_lost_reply(side, fake):
-    fake.add_fault(path="^/echo/h$", action="hold")
+    # held for 3 s at most (a guard): the client must give up long before, after 0.2 s
+    fake.add_fault(path="^/echo/h$", action="hold", seconds=3)
     s = side(timeouts=Timeouts(connect=5, read=0.2))
     with pytest.raises(IngestApiError) as info:
         s.json("POST", "echo/h", json={})

@@ -384,3 +384,15 @@ def test_sync_proxies_are_given_per_call_so_the_environment_cannot_override_them
         "GET", "ping"
     )
     assert len(proxy.journal()) == 1
+
+
+def test_a_start_call_over_https_opens_its_own_connection(https_fake, ca):
+    """As over plain HTTP (tests/test_http_core.py): a request that must not be sent twice never
+    goes out on a kept-alive connection the server may be closing."""
+    https_fake.reset()
+    https_fake.add_fault(path="^/ping$", action="body", body={"ok": True}, times=10)
+    api = ApiClient("TLS API", https_fake.url, retry=FAST, network=NetworkSettings(verify=ca.ca_cert))
+    for method in ("GET", "GET", "POST", "GET"):
+        api.json(method, "ping")
+    ports = [e["client_port"] for e in https_fake.journal() if e.get("path") == "/ping"]
+    assert len(ports) == 4 and ports[1] == ports[0] and ports[2] != ports[0] and ports[3] == ports[2]
