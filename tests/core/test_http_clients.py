@@ -360,3 +360,34 @@ def test_without_a_netrc_lookup_the_auths_authorization_header_is_sent(side, fak
     s = side(auth=StaticAuth({"Authorization": "Bearer from-auth"}))
     assert s.json("GET", "echo/n")["headers"]["authorization"] == "Bearer from-auth"
     assert "authorization" not in side().json("GET", "echo/n")["headers"]
+
+
+@pytest.fixture
+def unanswered_port():
+    """A port whose accept queue is full: a connect to it is never answered (SYNs are dropped)."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    fillers = []
+    for _ in range(3):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+        fillers.append(filler)
+    yield f"http://127.0.0.1:{port}"
+    for sock in (*fillers, server):
+        sock.close()
+
+
+def test_a_connect_timeout_is_retried_for_any_method_then_named(side, unanswered_port):
+    auth = SigningAuth()
+    two_tries = RetryPolicy(attempts=2, backoff=0.001, backoff_max=0.001)
+    s = side(auth=auth, retry=two_tries, timeouts=Timeouts(connect=0.1, read=5))
+    with pytest.raises(IngestApiError) as info:
+        s.json("POST", f"{unanswered_port}/jobs", json={})
+    err = info.value
+    assert len(auth.calls) == 2 and err.sent is False and err.status is None
+    assert err.server_message == transport_error(s.name, "ConnectTimeout", "ConnectionTimeoutError")
