@@ -187,6 +187,13 @@ def test_budget_retries_a_401_once_after_the_auth_drops_its_token(uniform):
     assert b.after_status(503, None) == 1.0  # the re-authentication did not use up a try
     static = Reauth(refreshable=False)
     assert budget(auth=static).after_status(401, None) is None
+    assert budget(auth=StaticAuth({"X-Api-Key": "k"})).after_status(401, None) is None  # a fixed key
+
+
+def test_static_auth_sends_its_fixed_headers_and_cannot_refresh(api):
+    auth = StaticAuth({"X-Api-Key": "k"})
+    assert auth.headers(api, "POST", "https://h/x") == {"X-Api-Key": "k"}
+    assert auth.invalidate() is False
 
 
 def test_budget_after_a_transport_error_resends_only_what_is_safe(uniform):
