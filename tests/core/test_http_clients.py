@@ -201,6 +201,13 @@ def test_a_garbled_reply_to_a_start_call_is_an_error_naming_it(side, fake):
     assert len(requests_to(fake, "/echo/g")) == 1
 
 
+def test_a_garbled_reply_is_quoted_up_to_200_characters(side, fake):
+    garbled = "<html>" + "x" * 300
+    with pytest.raises(IngestApiError) as info:
+        side().json("POST", f"text?body={garbled}")
+    assert info.value.server_message == f"the reply is not valid JSON: {garbled[:200]!r}"
+
+
 def test_a_reply_without_what_the_call_needs_is_retried_then_named(side, fake):
     fake.add_fault(path="^/echo/s$", action="body", body={"other": 1}, times=5)
     s = side()

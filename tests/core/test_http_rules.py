@@ -392,6 +392,8 @@ def test_an_aiohttp_certificate_error_is_read_through_its_certificate_error():
     key = ConnectionKey("h", 443, True, True, None, None, None)
     err = aiohttp.ClientConnectorCertificateError(key, certificate_error("aiohttp"))
     assert _tls_failure(err) == tls_reason("aiohttp")
+    err.args = ("connect failed",)  # found through ``certificate_error``, whatever its args hold
+    assert _tls_failure(err) == tls_reason("aiohttp")
 
 
 def test_only_a_refused_or_timed_out_connect_proves_the_request_never_left():

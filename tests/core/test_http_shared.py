@@ -4,6 +4,7 @@ clients opened once (``shared_async_client``), all closed when the loop ends or 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from fastapi import FastAPI
@@ -93,6 +94,8 @@ def test_max_age_opens_a_fresh_value_after_it_and_keeps_it_before():
     async def scenario():
         first = await shared_async_client("k", opener.open, max_age=3600)
         kept = await shared_async_client("k", opener.open, max_age=3600)
+        # older than the monotonic clock itself: nothing opened since it started is that old
+        assert await shared_async_client("k", opener.open, max_age=time.monotonic()) == "client-1"
         fresh = await shared_async_client("k", opener.open, max_age=-1)
         return first, kept, fresh
 
