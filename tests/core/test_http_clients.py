@@ -172,6 +172,7 @@ def test_a_plain_request_returns_a_non_json_reply_without_retrying(side, fake):
         assert s.status_and_body("GET", "text?body=plain") == (200, None)
     else:
         assert s.client.request("GET", "text?body=plain").text == "plain"
+    assert s.status_and_body("PUT", "echo/k", json={"k": 1})[1]["body"] in ('{"k": 1}', '{"k":1}')
     fake.add_fault(path="^/echo/m$", action="malformed")
     s.status_and_body("GET", "echo/m") if s.name == "async" else s.client.request("GET", "echo/m")
     assert len(requests_to(fake, "/echo/m")) == 1  # not expected to be JSON: nothing is wrong
