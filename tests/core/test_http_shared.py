@@ -169,3 +169,20 @@ def test_sessions_close_when_the_loop_ends_even_when_the_first_call_is_not_a_req
         return client.session
 
     assert asyncio.run(scenario()).closed and opener.closed == ["client-1"]
+
+
+def test_the_first_request_of_a_process_that_never_loaded_aiohttp_works(fake, monkeypatch):
+    """DAG parsing never imports aiohttp, so a triggerer's first request imports it (in a thread,
+    off the loop every other wait shares). Here aiohttp's top module is forgotten to get there."""
+    import sys
+
+    monkeypatch.delitem(sys.modules, "aiohttp")
+
+    async def scenario():
+        try:
+            return await AsyncApiClient("A", fake.url, retry=FAST).json("GET", "ping")
+        finally:
+            await close_shared_sessions()
+
+    assert asyncio.run(scenario()) == {"pong": True}
+    assert "aiohttp" in sys.modules
