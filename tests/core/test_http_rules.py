@@ -223,6 +223,7 @@ def test_budget_after_a_transport_error_resends_only_what_is_safe(uniform):
             (None, '[{"loc": ["body", "x"], "msg": "required"}]'),
         ),
         ({"code": 7, "detail": [], "title": "t"}, ("7", "t")),
+        ({"code": "Invalid", "detail": [{"msg": "x"}]}, ("Invalid", '[{"msg": "x"}]')),
         ({"code": "C", "message": 5}, ("C", "fallback")),
         ({"other": "x"}, (None, "fallback")),
         (["not", "a", "mapping"], (None, "fallback")),
