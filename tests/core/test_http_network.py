@@ -228,6 +228,7 @@ class PingFake(FakeService):
 
     def install_routes(self, app: FastAPI) -> None:
         @app.get("/ping")
+        @app.get("/deep/er/ping")
         async def ping() -> JSONResponse:
             return JSONResponse({"pong": True})
 
@@ -368,7 +369,7 @@ def test_the_async_client_resolves_each_origins_proxy_once(http_fake, proxy, mon
             await client.json("GET", "ping")  # 127.0.0.1: direct
             await client.json("GET", f"http://localhost:{port}/ping")  # through the proxy
             monkeypatch.setenv("HTTP_PROXY", proxy.url)
-            await client.json("GET", f"{http_fake.url}/ping?again")  # still direct: resolved once
+            await client.json("GET", f"{http_fake.url}/deep/er/ping")  # still direct: resolved once
         finally:
             await close_shared_sessions()
 
