@@ -25,6 +25,7 @@ from airflow_provider_ingest.http import (
 from airflow_provider_ingest.testing.server import FakeService
 
 FAST = RetryPolicy(attempts=3, backoff=0.001, backoff_max=0.001)
+HANG_GUARD = 10.0  # seconds: only against a hang (e.g. a client without timeouts), never a timing
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
 
 
@@ -90,7 +91,7 @@ class Side:
 
         async def scenario():
             try:
-                return await call()
+                return await asyncio.wait_for(call(), HANG_GUARD)
             finally:
                 await close_shared_sessions()
 

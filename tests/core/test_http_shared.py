@@ -186,3 +186,19 @@ def test_the_first_request_of_a_process_that_never_loaded_aiohttp_works(fake, mo
 
     assert asyncio.run(scenario()) == {"pong": True}
     assert "aiohttp" in sys.modules
+
+
+def test_an_opening_that_fails_after_its_only_caller_stopped_waiting_is_not_closed():
+    opener = Opener()
+    opener.fail = True
+
+    async def scenario():
+        impatient = asyncio.ensure_future(shared_async_client("k", opener.open, opener.close))
+        await asyncio.sleep(0)  # the opening has started
+        impatient.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await impatient
+        await close_shared_sessions()  # waits for the opening, which fails: nothing to close
+
+    asyncio.run(scenario())
+    assert opener.opened == [] and opener.closed == []
