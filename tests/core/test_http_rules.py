@@ -376,6 +376,15 @@ def test_tls_failure_is_found_wherever_the_certificate_error_hides():
     assert _tls_failure(text_reason) == tls_reason("arg0")
 
 
+def test_tls_failure_without_a_verify_message_or_aiohttp_loaded(monkeypatch):
+    """A sync-only worker never imports aiohttp; an error raised by hand has no verify_message."""
+    import sys
+
+    monkeypatch.delitem(sys.modules, "aiohttp", raising=False)
+    bare = ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED]")
+    assert _tls_failure(chained(OSError("outer"), cause=bare)) == tls_reason("certificate verify failed")
+
+
 def test_tls_failure_is_none_for_other_errors_and_ends_on_cycles():
     assert _tls_failure(ConnectionResetError("reset")) is None
     assert _tls_failure(ssl.SSLError(1, "handshake failure")) is None
