@@ -335,6 +335,9 @@ def test_url_joins_paths_to_the_base_and_keeps_absolute_urls(api):
     assert api.url("") == "https://api.example/v1"
     assert api.url("jobs/1") == "https://api.example/v1/jobs/1"
     assert api.url("//jobs") == "https://api.example/v1/jobs"
+    assert api.url("X-jobs/X") == "https://api.example/v1/X-jobs/X"  # only slashes are stripped
+    x_base = ApiClient("Test API", "https://api.example/X//")
+    assert (x_base.base_url, x_base.url("X")) == ("https://api.example/X", "https://api.example/X/X")
     assert api.url("http://other/x?y=1") == "http://other/x?y=1"
     assert api.url("https://s3.example/b/k") == "https://s3.example/b/k"
     assert api.endpoint("https://h/p?a=1?b") == "https://h/p" and api.endpoint("https://h/p") == "https://h/p"
