@@ -35,7 +35,9 @@ CAUGHT = {"killed", "timeout", "caught by type check", "segfault"}
 
 def _lines(path: Path) -> list[str]:
     return [
-        line.strip() for line in path.read_text().splitlines() if line.strip() and not line.lstrip().startswith("#")
+        line.strip()
+        for line in path.read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
     ]
 
 
