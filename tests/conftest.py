@@ -124,6 +124,22 @@ zeta_server, zeta = fake_fixtures("zeta", lambda s3: ZetaAlphaFake(s3_endpoint_u
 adobe_server, adobe = fake_fixtures("adobe", lambda s3: AdobeAepFake(s3_endpoint_url=s3, clock="polls"))
 
 
+@pytest.fixture(scope="session")
+def proxy_server():
+    """A local forward proxy that journals what it forwarded (``testing.proxy.ForwardProxy``)."""
+    from airflow_provider_ingest.testing.proxy import ForwardProxy
+
+    with ForwardProxy() as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def proxy(proxy_server):
+    """The forward proxy with an empty journal."""
+    proxy_server.clear()
+    return proxy_server
+
+
 def qconnect_client(qconnect):
     """A plain boto3 ``qconnect`` client on the Q in Connect fake (what a user's own code would use)."""
     import boto3

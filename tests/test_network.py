@@ -38,18 +38,6 @@ def wrong_ca(tmp_path_factory):
     return make_test_ca(tmp_path_factory.mktemp("other-ca"), name="Some Other CA")
 
 
-@pytest.fixture(scope="module")
-def proxy_server():
-    with ForwardProxy() as proxy:
-        yield proxy
-
-
-@pytest.fixture
-def proxy(proxy_server):
-    proxy_server.clear()
-    return proxy_server
-
-
 def https(fake, ca, **tls):
     fake.start(ssl_certfile=ca.server_cert, ssl_keyfile=ca.server_key, **tls)
     return fake

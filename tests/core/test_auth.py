@@ -28,7 +28,6 @@ from airflow_provider_ingest.http import (
 )
 from airflow_provider_ingest.testing import EgainFake
 from airflow_provider_ingest.testing.egain import API, SCOPE
-from airflow_provider_ingest.testing.proxy import ForwardProxy
 
 FAST = RetryPolicy(attempts=3, backoff=0.001, backoff_max=0.002)
 ONCE = RetryPolicy(attempts=1)
@@ -53,18 +52,6 @@ def fake(egain_server):
     egain_server.release()
     egain_server.clear_faults()
     clear_token_cache()
-
-
-@pytest.fixture(scope="module")
-def proxy_server():
-    with ForwardProxy() as proxy:
-        yield proxy
-
-
-@pytest.fixture
-def proxy(proxy_server):
-    proxy_server.clear()
-    return proxy_server
 
 
 @pytest.fixture

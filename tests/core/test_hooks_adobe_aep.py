@@ -4,20 +4,19 @@ against AdobeAepFake (no S3: batches are created, completed or aborted without f
 
 from __future__ import annotations
 
-import asyncio
-import json
 from urllib.parse import parse_qsl
 
 import pytest
-from asgiref.sync import ThreadSensitiveContext
 
 from airflow_provider_ingest.auth import clear_token_cache
 from airflow_provider_ingest.exceptions import IngestApiError, IngestApiRejected
 from airflow_provider_ingest.hooks.adobe_aep import AdobeAepHook, batch_reply, batch_snapshot
-from airflow_provider_ingest.http import RetryPolicy, close_shared_sessions
+from airflow_provider_ingest.http import RetryPolicy
 from airflow_provider_ingest.jobs import JobSnapshot, JobState
 from airflow_provider_ingest.testing import AdobeAepFake
 from airflow_provider_ingest.testing.adobe_aep import DATASET_ID
+
+from .support import run, serving
 
 CONN_ID = "adobe_aep_core_hooks"
 FAST = RetryPolicy(attempts=2, backoff=0.001, backoff_max=0.002)
@@ -27,8 +26,7 @@ CATALOG = "/data/foundation/catalog/batches"
 
 @pytest.fixture(scope="module")
 def fake():
-    with AdobeAepFake(clock="steps") as server, pytest.MonkeyPatch.context() as env:
-        env.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(server.airflow_connection()))
+    with serving(AdobeAepFake(clock="steps"), CONN_ID) as (server, _):
         yield server
 
 
@@ -43,23 +41,6 @@ def adobe(fake):
 
 def hook() -> AdobeAepHook:
     return AdobeAepHook(adobe_aep_conn_id=CONN_ID, retry=FAST)
-
-
-def run(coro_fn):
-    """Run an async hook call in a fresh event loop, as a triggerer would.
-
-    Airflow reads the connection through asgiref's ``sync_to_async``, whose shared worker thread
-    does not survive a fork: mutmut forks each mutant's test run from a process that already used
-    it, and the call then waits forever. A ``ThreadSensitiveContext`` gives this run its own."""
-
-    async def scenario():
-        async with ThreadSensitiveContext():
-            try:
-                return await coro_fn()
-            finally:
-                await close_shared_sessions()
-
-    return asyncio.run(scenario())
 
 
 def requests_to(fake, path: str) -> list[tuple[str, dict[str, str], int | None]]:

@@ -4,18 +4,16 @@ Failed with AccessDenied before any S3 read)."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-
 import pytest
-from asgiref.sync import ThreadSensitiveContext
 
 from airflow_provider_ingest.auth import clear_token_cache
 from airflow_provider_ingest.exceptions import IngestApiError, IngestApiRejected
 from airflow_provider_ingest.hooks.egain import EgainHook, egain_snapshot, job_id_from_location
-from airflow_provider_ingest.http import RetryPolicy, close_shared_sessions
+from airflow_provider_ingest.http import RetryPolicy
 from airflow_provider_ingest.jobs import JobSnapshot, JobState
 from airflow_provider_ingest.testing import EgainFake
+
+from .support import run, serving
 
 CONN_ID = "egain_core_hooks"
 API = "/knowledge/contentmgr/v4"
@@ -30,8 +28,7 @@ SOURCE = {
 
 @pytest.fixture(scope="module")
 def fake():
-    with EgainFake(clock="steps") as server, pytest.MonkeyPatch.context() as env:
-        env.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(server.airflow_connection()))
+    with serving(EgainFake(clock="steps"), CONN_ID) as (server, _):
         yield server
 
 
@@ -46,23 +43,6 @@ def egain(fake):
 
 def hook() -> EgainHook:
     return EgainHook(egain_conn_id=CONN_ID, retry=FAST)
-
-
-def run(coro_fn):
-    """Run an async hook call in a fresh event loop, as a triggerer would.
-
-    Airflow reads the connection through asgiref's ``sync_to_async``, whose shared worker thread
-    does not survive a fork: mutmut forks each mutant's test run from a process that already used
-    it, and the call then waits forever. A ``ThreadSensitiveContext`` gives this run its own."""
-
-    async def scenario():
-        async with ThreadSensitiveContext():
-            try:
-                return await coro_fn()
-            finally:
-                await close_shared_sessions()
-
-    return asyncio.run(scenario())
 
 
 def requests_to(fake, suffix: str) -> list[tuple[str, str, int | None]]:

@@ -5,14 +5,11 @@ end reads the objects); a canceled job stands in for one that ended badly."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import time
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
 import pytest
-from asgiref.sync import ThreadSensitiveContext
 
 from airflow_provider_ingest.exceptions import IngestApiError, IngestApiRejected
 from airflow_provider_ingest.hooks.polaris import (
@@ -22,9 +19,11 @@ from airflow_provider_ingest.hooks.polaris import (
     created_at,
     polaris_snapshot,
 )
-from airflow_provider_ingest.http import RetryPolicy, close_shared_sessions
+from airflow_provider_ingest.http import RetryPolicy
 from airflow_provider_ingest.jobs import JobSnapshot, JobState
 from airflow_provider_ingest.testing import PolarisFake
+
+from .support import run, serving
 
 CONN_ID = "polaris_core_hooks"
 FAST = RetryPolicy(attempts=2, backoff=0.001, backoff_max=0.002)
@@ -34,8 +33,7 @@ BUCKET = "polaris-bucket"
 
 @pytest.fixture(scope="module")
 def fake():
-    with PolarisFake(clock="steps") as server, pytest.MonkeyPatch.context() as env:
-        env.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(server.airflow_connection()))
+    with serving(PolarisFake(clock="steps"), CONN_ID) as (server, _):
         yield server
 
 
@@ -58,23 +56,6 @@ def polaris(fake):
 
 def hook() -> PolarisHook:
     return PolarisHook(polaris_conn_id=CONN_ID, retry=FAST)
-
-
-def run(coro_fn):
-    """Run an async hook call in a fresh event loop, as a triggerer would.
-
-    Airflow reads the connection through asgiref's ``sync_to_async``, whose shared worker thread
-    does not survive a fork: mutmut forks each mutant's test run from a process that already used
-    it, and the call then waits forever. A ``ThreadSensitiveContext`` gives this run its own."""
-
-    async def scenario():
-        async with ThreadSensitiveContext():
-            try:
-                return await coro_fn()
-            finally:
-                await close_shared_sessions()
-
-    return asyncio.run(scenario())
 
 
 def spec(table="events", connection="conn-a", **source):

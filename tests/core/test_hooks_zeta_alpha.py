@@ -4,13 +4,11 @@ over HTTP against ZetaAlphaFake (plain-text documents: no S3)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from hashlib import sha1
 from urllib.parse import parse_qsl
 
 import pytest
-from asgiref.sync import ThreadSensitiveContext
 
 from airflow_provider_ingest.hooks.zeta_alpha import (
     STATUS_CHUNK,
@@ -23,9 +21,11 @@ from airflow_provider_ingest.hooks.zeta_alpha import (
     ingestion_snapshot,
     s3_document_id,
 )
-from airflow_provider_ingest.http import RetryPolicy, close_shared_sessions
+from airflow_provider_ingest.http import RetryPolicy
 from airflow_provider_ingest.jobs import JobSnapshot, JobState
 from airflow_provider_ingest.testing import ZetaAlphaFake
+
+from .support import run, serving
 
 CONN_ID = "zeta_core_hooks"
 INDEXED_CONN_ID = "zeta_core_hooks_index"
@@ -36,9 +36,8 @@ RUNNING, SUCCEEDED, FAILED = JobState.RUNNING, JobState.SUCCEEDED, JobState.FAIL
 
 @pytest.fixture(scope="module")
 def fake():
-    with ZetaAlphaFake(clock="steps") as server, pytest.MonkeyPatch.context() as env:
+    with serving(ZetaAlphaFake(clock="steps"), CONN_ID) as (server, env):
         conn = server.airflow_connection()
-        env.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(conn))
         indexed = {**conn, "extra": {**conn["extra"], "index_id": "idx-1"}}
         env.setenv(f"AIRFLOW_CONN_{INDEXED_CONN_ID.upper()}", json.dumps(indexed))
         yield server
@@ -54,23 +53,6 @@ def zeta(fake):
 
 def hook(conn_id: str = CONN_ID) -> ZetaAlphaHook:
     return ZetaAlphaHook(zeta_alpha_conn_id=conn_id, retry=FAST)
-
-
-def run(coro_fn):
-    """Run an async hook call in a fresh event loop, as a triggerer would.
-
-    Airflow reads the connection through asgiref's ``sync_to_async``, whose shared worker thread
-    does not survive a fork: mutmut forks each mutant's test run from a process that already used
-    it, and the call then waits forever. A ``ThreadSensitiveContext`` gives this run its own."""
-
-    async def scenario():
-        async with ThreadSensitiveContext():
-            try:
-                return await coro_fn()
-            finally:
-                await close_shared_sessions()
-
-    return asyncio.run(scenario())
 
 
 def both(call, conn_id: str = CONN_ID):

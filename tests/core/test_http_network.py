@@ -24,7 +24,6 @@ from airflow_provider_ingest.http import (
     close_shared_sessions,
     redact,
 )
-from airflow_provider_ingest.testing.proxy import ForwardProxy
 from airflow_provider_ingest.testing.server import FakeService
 from airflow_provider_ingest.testing.tls import make_test_ca
 
@@ -325,16 +324,6 @@ def test_a_plain_http_origin_never_loads_a_ca_bundle(http_fake, tmp_path):
 
 
 # --- both clients through a proxy ---------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def proxy_server():
-    with ForwardProxy() as proxy:
-        yield proxy
-
-
-@pytest.fixture
-def proxy(proxy_server):
-    proxy_server.clear()
-    return proxy_server
 
 
 @pytest.mark.parametrize("side", SIDES)

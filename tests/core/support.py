@@ -1,0 +1,42 @@
+"""What the direct tests in tests/core share: a fake served for one module under its own
+connection id, and async hook calls run as a triggerer runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from asgiref.sync import ThreadSensitiveContext
+
+from airflow_provider_ingest.http import close_shared_sessions
+
+
+@contextmanager
+def serving(fake: Any, conn_id: str) -> Iterator[tuple[Any, pytest.MonkeyPatch]]:
+    """``fake`` running, reachable as Airflow connection ``conn_id`` (an id of the module's own,
+    so it does not clash with the suite's session fakes); the environment patch is handed over
+    for more connections to the same fake."""
+    with fake as server, pytest.MonkeyPatch.context() as env:
+        env.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(server.airflow_connection()))
+        yield server, env
+
+
+def run(coro_fn):
+    """Run an async hook call in a fresh event loop, as a triggerer would.
+
+    Airflow reads the connection through asgiref's ``sync_to_async``, whose shared worker thread
+    does not survive a fork: mutmut forks each mutant's test run from a process that already used
+    it, and the call then waits forever. A ``ThreadSensitiveContext`` gives this run its own."""
+
+    async def scenario():
+        async with ThreadSensitiveContext():
+            try:
+                return await coro_fn()
+            finally:
+                await close_shared_sessions()
+
+    return asyncio.run(scenario())
