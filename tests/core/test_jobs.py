@@ -431,3 +431,18 @@ def test_ledger_without_a_store_keeps_values_in_memory_with_airflows_rules(froze
     assert ledger.job_id() is None
     other = StartLedger(None, "job")
     assert other.job_id() is None  # each ledger without a store has its own memory
+
+
+def test_the_in_memory_store_keeps_airflows_json_rules():
+    """Outside a task the ledger keeps its values in memory by the rules of Airflow's
+    task_state_store: what is read back is the JSON round trip, and what is not JSON is refused."""
+    ledger = StartLedger(None, "job")
+    ledger.store.set("job.extra", ("a", 1))
+    assert ledger.store.get("job.extra") == ["a", 1]
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        ledger.store.set("job.extra", {"a"})
+    with pytest.raises(ValueError, match=r"^Cannot set value as None$"):
+        ledger.store.set("job.extra", None)
+    ledger.store.delete("job.extra")
+    ledger.store.delete("job.extra")  # a missing key: harmless
+    assert "job.extra" not in ledger.store
