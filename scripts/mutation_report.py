@@ -115,7 +115,9 @@ def main() -> int:
             if in_scope(name, scope)
         }
         if args.pending:
-            print("\n".join(name for name, code in sorted(codes.items()) if code is None))
+            for name, code in sorted(codes.items()):
+                if code is None:
+                    print(name)  # one per line, no blank ones: mutation.sh --resume passes each to mutmut
             continue
         if not codes:
             continue
