@@ -257,29 +257,33 @@ def test_renew_before_sets_the_margin(fake, clock):
 
 
 def test_the_lifetime_comes_from_expires_in(fake, clock):
-    fake.add_fault(action="body", path="/oauth2/token$", body={"access_token": "tok-1", "expires_in": "120"})
+    fake.add_fault(
+        action="body",
+        path="/oauth2/token$",
+        body={"access_token": "fixed-expiry-test-token", "expires_in": "120"},
+    )
     auth, client = oauth(fake), api(fake)
-    assert auth.headers(client) == {"Authorization": "Bearer tok-1"}
+    assert auth.headers(client) == {"Authorization": "Bearer fixed-expiry-test-token"}
     clock[0] = T0 + 59.5
-    assert auth.headers(client) == {"Authorization": "Bearer tok-1"}
+    assert auth.headers(client) == {"Authorization": "Bearer fixed-expiry-test-token"}
     clock[0] = T0 + 60
-    assert auth.headers(client) != {"Authorization": "Bearer tok-1"} and issued(fake) == 1
+    assert auth.headers(client) != {"Authorization": "Bearer fixed-expiry-test-token"} and issued(fake) == 1
 
 
 @pytest.mark.parametrize("expires_in", [None, 0, ""], ids=["absent", "zero", "empty"])
 def test_a_token_without_a_lifetime_is_taken_to_live_an_hour(fake, clock, expires_in):
     body = (
-        {"access_token": "tok-1"}
+        {"access_token": "fixed-expiry-test-token"}
         if expires_in is None
-        else {"access_token": "tok-1", "expires_in": expires_in}
+        else {"access_token": "fixed-expiry-test-token", "expires_in": expires_in}
     )
     fake.add_fault(action="body", path="/oauth2/token$", body=body)
     auth, client = oauth(fake), api(fake)
     auth.headers(client)
     clock[0] = T0 + 3540 - 0.5
-    assert auth.headers(client) == {"Authorization": "Bearer tok-1"}
+    assert auth.headers(client) == {"Authorization": "Bearer fixed-expiry-test-token"}
     clock[0] = T0 + 3540
-    assert auth.headers(client) != {"Authorization": "Bearer tok-1"}
+    assert auth.headers(client) != {"Authorization": "Bearer fixed-expiry-test-token"}
 
 
 def test_an_expired_token_is_dropped_on_a_401_and_the_request_sent_again(fake):
