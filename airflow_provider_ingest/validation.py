@@ -6,11 +6,11 @@ import re
 from collections.abc import Iterable
 from typing import Any, cast
 
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")  # fullmatch: "$" would let "name\n" through
 # AWS bucket naming rules the character pattern above cannot express: such names can never exist,
 # so they are refused here rather than reaching S3 (or a service that reads S3) as a failed call.
 # (Reserved suffixes such as -s3alias are left alone: access point aliases work as bucket names.)
-_IP_ADDRESS = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+_IP_ADDRESS = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
 _RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -24,7 +24,8 @@ def require(value: Any, field: str) -> Any:
 def check_type(value: Any, types: Any, field: str) -> Any:
     """``types``: a type, a tuple of types or a union (``list | tuple``)."""
     if not isinstance(value, types):
-        names = " or ".join(t.__name__ for t in getattr(types, "__args__", None) or (types,))
+        members = types if isinstance(types, tuple) else getattr(types, "__args__", None) or (types,)
+        names = " or ".join(t.__name__ for t in members)
         raise ValueError(f"{field}: expected {names}, got {type(value).__name__}")
     return value
 
@@ -39,9 +40,9 @@ def check_choice(value: Any, choices: Iterable[str], field: str) -> str:
 def check_bucket(bucket: Any, field: str) -> str:
     check_type(require(bucket, field), str, field)
     if (
-        not _BUCKET.match(bucket)
+        not _BUCKET.fullmatch(bucket)
         or ".." in bucket
-        or _IP_ADDRESS.match(bucket)
+        or _IP_ADDRESS.fullmatch(bucket)
         or bucket.startswith(_RESERVED_PREFIXES)
     ):
         raise ValueError(f"{field}: {bucket!r} is not a valid S3 bucket name")
@@ -64,7 +65,7 @@ def check_int(value: Any, field: str, low: int, high: int | None = None) -> int:
 def parse_s3_uri(uri: Any, field: str) -> tuple[str, str]:
     """``s3://bucket/key`` -> ``(bucket, key)``; the key may be empty or a folder."""
     check_type(require(uri, field), str, field)
-    match = re.match(r"^s3://([^/]+)/?(.*)$", uri)
+    match = re.fullmatch(r"s3://([^/]+)/?(.*)", uri)  # "." stops at a newline: "key\n" is refused
     if not match:
         raise ValueError(f"{field}: {uri!r} is not an s3://bucket/key URI")
     check_bucket(match.group(1), field)

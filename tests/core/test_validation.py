@@ -51,6 +51,11 @@ def test_check_type_names_the_field_the_expected_and_the_given_type():
     )
 
 
+def test_check_type_takes_a_tuple_of_types_as_isinstance_does():
+    assert check_type(("a",), (list, tuple), "uris") == ("a",)
+    assert error_of(check_type, "a", (list, tuple), "prefixes") == "prefixes: expected list or tuple, got str"
+
+
 def test_check_type_names_every_member_of_a_union():
     assert error_of(check_type, "a", list | tuple, "prefixes") == "prefixes: expected list or tuple, got str"
     assert error_of(check_type, 1.5, str | int | None, "f") == "f: expected str or int or NoneType, got float"
@@ -114,6 +119,8 @@ def test_check_bucket_accepts_valid_names(bucket):
         "xn--bucket",
         "sthree-bucket",
         "amzn-s3-demo-bucket",
+        "bucket\n",  # a trailing newline (e.g. a templated value read from a file)
+        "192.168.1.1\n",
     ],
 )
 def test_check_bucket_refuses_names_s3_never_has(bucket):
@@ -173,6 +180,8 @@ def test_parse_s3_uri_splits_bucket_and_key(uri, expected):
         "s3://",
         " s3://bucket/k",
         "s3://b/a\nb",
+        "s3://bucket/key\n",  # not read as s3://bucket/key: a different object
+        "s3://bucket/\n",
     ],
 )
 def test_parse_s3_uri_refuses_what_is_not_an_s3_uri(uri):
@@ -182,6 +191,9 @@ def test_parse_s3_uri_refuses_what_is_not_an_s3_uri(uri):
 def test_parse_s3_uri_checks_the_bucket_naming_the_field():
     assert error_of(parse_s3_uri, "s3://Bad_Bucket/k", "source") == (
         "source: 'Bad_Bucket' is not a valid S3 bucket name"
+    )
+    assert error_of(parse_s3_uri, "s3://bucket\n", "source") == (
+        "source: 'bucket\\n' is not a valid S3 bucket name"
     )
     assert error_of(parse_s3_uri, "", "source") == "source: a value is required"
     assert error_of(parse_s3_uri, 3, "source") == "source: expected str, got int"
