@@ -224,9 +224,10 @@ class QConnectHook(AwsBaseHook):
         for _ in range(attempts):
             try:
                 reply = self.conn.get_import_job(knowledgeBaseId=knowledge_base_id, importJobId=import_job_id)
-            except (ResponseParserError, TypeError):
-                # botocore's parser fails on a body that is not the documented object (a garbled
-                # reply, or a JSON ``null``, where it raises TypeError): a malformed reply
+            except (ResponseParserError, TypeError, AttributeError):
+                # botocore's parser fails on a body that is not the documented object: a garbled
+                # reply, a JSON ``null`` (TypeError), or an array, string or number where it
+                # expects an object (AttributeError: no ``.get``). A malformed reply, read again.
                 continue
             job = reply.get("importJob") if isinstance(reply, dict) else None
             if isinstance(job, dict) and job.get("status"):

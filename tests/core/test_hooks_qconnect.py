@@ -197,7 +197,12 @@ def test_an_unknown_job_is_the_services_error(hook, qconnect):
     [
         {"action": "body", "body": None},
         {"action": "body", "body": {}},
+        {"action": "body", "body": []},
+        {"action": "body", "body": [{"importJob": {"status": "COMPLETE"}}]},
+        {"action": "body", "body": "COMPLETE"},
+        {"action": "body", "body": 7},
         {"action": "body", "body": {"importJob": None}},
+        {"action": "body", "body": {"importJob": []}},
         {"action": "body", "body": {"importJob": {"importJobId": "x"}}},
         {"action": "body", "body": {"importJob": {"status": ""}}},
         {"action": "malformed"},
