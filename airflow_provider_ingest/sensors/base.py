@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 import warnings
 from functools import cached_property
@@ -17,6 +18,20 @@ from airflow_provider_ingest.validation import check_path_segment
 MAX_WAIT_SECONDS = 365 * 86400.0
 
 
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` (for a ``warnings.warn`` in the caller of this function) of the first
+    frame outside Airflow and this package: the DAG code. A fixed number cannot do it: Airflow's
+    operator metaclass wraps every ``__init__`` in the class chain, and sensors differ in how many
+    ``__init__`` they have."""
+    level, frame = 1, sys._getframe(1)
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").partition(".")[0] in _INTERNAL:
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+_INTERNAL = ("airflow", "airflow_provider_ingest")
+
+
 def poke_interval_from(poll_interval: float | None, kwargs: dict[str, Any], owner: str) -> None:
     """Map the deprecated ``poll_interval`` onto ``BaseSensorOperator``'s ``poke_interval`` in
     ``kwargs`` (given both, a TypeError: they would disagree)."""
@@ -29,7 +44,7 @@ def poke_interval_from(poll_interval: float | None, kwargs: dict[str, Any], owne
     warnings.warn(
         f"{owner}: poll_interval is deprecated, use poke_interval",
         AirflowProviderDeprecationWarning,
-        stacklevel=4,
+        stacklevel=_caller_stacklevel(),
     )
     kwargs["poke_interval"] = poll_interval
 

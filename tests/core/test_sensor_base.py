@@ -20,6 +20,7 @@ from airflow_provider_ingest.jobs import JobSnapshot, JobState
 from airflow_provider_ingest.sensors.adobe_aep import AdobeAepBatchSensor
 from airflow_provider_ingest.sensors.base import MAX_WAIT_SECONDS, IngestJobSensor, poke_interval_from
 from airflow_provider_ingest.sensors.polaris import PolarisJobSensor
+from airflow_provider_ingest.sensors.qconnect import QConnectImportJobSensor
 from airflow_provider_ingest.sensors.zeta_alpha import ZetaAlphaDocumentsSensor
 from airflow_provider_ingest.triggers.adobe_aep import AdobeAepBatchTrigger
 
@@ -62,6 +63,23 @@ def test_poll_interval_is_a_deprecated_alias():
     ):
         s = AdobeAepBatchSensor(task_id="wait", batch_id="b-1", adobe_aep_conn_id=CONN, poll_interval=4)
     assert s.poke_interval == 4 and s.poll_interval == 4.0
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: AdobeAepBatchSensor(task_id="wait", batch_id="b-1", adobe_aep_conn_id=CONN, poll_interval=4),
+        lambda: PolarisJobSensor(task_id="wait", job_id="j-1", poll_interval=4),  # no __init__ of its own
+        lambda: QConnectImportJobSensor(
+            task_id="wait", knowledge_base_id="kb-1", import_job_id="j-1", poll_interval=4
+        ),
+    ],
+)
+def test_the_deprecation_warning_points_at_the_dag_code_that_used_the_alias(make):
+    """Airflow's operator metaclass wraps every ``__init__``: a fixed stacklevel points into it."""
+    with pytest.warns(AirflowProviderDeprecationWarning, match="poll_interval is deprecated") as caught:
+        make()
+    assert [w.filename for w in caught] == [__file__]
 
 
 def test_poll_interval_and_poke_interval_together_are_refused():
