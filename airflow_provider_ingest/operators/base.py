@@ -171,7 +171,7 @@ class ExactlyOnceJobMixin(ResumableJobMixin):
         if self.start_is_idempotent:
             self.log.warning("A start call of %s had no known outcome; sending it again", during)
             ledger.not_started()
-            return self.submit(context)
+            return self._submit_again(context)
         job_id = self.find_started(intent, context)
         if job_id is NOTHING_STARTED:
             self.log.warning(
@@ -179,7 +179,7 @@ class ExactlyOnceJobMixin(ResumableJobMixin):
                 during,
             )
             ledger.not_started()
-            return self.submit(context)
+            return self._submit_again(context)
         if job_id is not None:
             self.log.warning(
                 "A start call of %s lost its reply; adopting %s job %s",
@@ -195,7 +195,7 @@ class ExactlyOnceJobMixin(ResumableJobMixin):
                 during,
             )
             ledger.not_started()
-            return self.submit(context)
+            return self._submit_again(context)
         when = (
             datetime.fromtimestamp(intent["at"], UTC).isoformat(timespec="seconds")
             if isinstance(intent.get("at"), int | float)
@@ -209,6 +209,16 @@ class ExactlyOnceJobMixin(ResumableJobMixin):
             f"{self.how_to_check} for a job started at that time; to start one anyway, run the task "
             f"with resubmit_on_unknown_start=True." + (f" Cause: {cause}" if cause is not None else "")
         ) from cause
+
+    def _submit_again(self, context: Context) -> Any:
+        """``submit`` once more, after an unknown outcome was resolved as safe to resend. If this
+        call's outcome is unknown too, its intent stays recorded (the next try looks for its job)
+        and the try fails with the call's own error, which the shared rules retry."""
+        try:
+            return self.submit(context)
+        except _StartOutcomeUnknown as unknown:
+            cause = unknown.cause
+        raise cause  # outside the handler: the error keeps its own cause, not the private wrapper
 
     @property
     def service_name(self) -> str:

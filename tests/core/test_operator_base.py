@@ -28,7 +28,6 @@ from airflow_provider_ingest.jobs import JobSnapshot, StatusTable, spec_digest
 from airflow_provider_ingest.operators.base import (
     NOTHING_STARTED,
     IngestJobOperator,
-    _StartOutcomeUnknown,
     default_deferrable,
     fail_fast_on_bad_input,
 )
@@ -633,9 +632,11 @@ def test_a_resent_start_whose_outcome_is_unknown_again_fails_the_try_and_the_ret
     remote.starts = ["lost", "lost"]
     remote.finds = "nothing"
     with pytest.raises(
-        _StartOutcomeUnknown, match=r"^Remote POST /jobs failed: no HTTP response: connection reset by peer$"
-    ):
+        IngestApiError, match=r"^Remote POST /jobs failed: no HTTP response: connection reset by peer$"
+    ) as raised:
         run(fast(), store)
+    # the call's own (public, retryable) error, not the base's private wrapper
+    assert type(raised.value) is IngestApiError and raised.value.outcome_unknown
     assert f"{KEY}.intent" in store  # the second call's intent: the retry must search for it
     assert run(fast(), store)["job_id"] == "job-3"
     assert remote.calls("start") == ["lost", "lost", "ok"]
