@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import importlib
 import json
 import logging
@@ -77,10 +78,23 @@ def mask(*secrets: str | None) -> None:
         if secret and secret not in _masked:
             for form in (secret, *encoded_forms(secret)):
                 mask_secret(form)
+                _forms.add(form)
             _masked.add(secret)
+            _longest_first.cache_clear()
 
 
 _masked: set[str] = set()
+_forms: set[str] = set()  # every registered secret in every form
+
+
+@functools.lru_cache(maxsize=1)
+def _longest_first() -> re.Pattern[str] | None:
+    """The provider's secrets in one pattern, longer ones first. Airflow's masker joins its
+    secrets in set order: where one secret is a prefix of another (a token and a client secret
+    can share a beginning) it may replace only the prefix and show the rest, by the hash seed."""
+    if not _forms:
+        return None
+    return re.compile("|".join(re.escape(form) for form in sorted(_forms, key=len, reverse=True)))
 
 
 # The signature and credentials of a presigned URL (SigV4 and SigV2, in a query string or an
@@ -105,6 +119,9 @@ def mask_presigned(text: str) -> str:
 def redact(text: str) -> str:
     """``text`` with every registered secret (raw or URL-encoded) and every presigned URL's
     signature and token replaced; used on anything the core puts into an exception or a log."""
+    own = _longest_first()
+    if own is not None:
+        text = own.sub("***", text)
     try:
         from airflow.sdk._shared.secrets_masker import redact as airflow_redact
     except ImportError:  # pragma: no cover - the masker moved; still mask the presigned URLs

@@ -87,6 +87,20 @@ def test_redact_applies_the_masker_and_the_presigned_rule_together():
     )
 
 
+def test_redact_hides_all_of_a_secret_another_secret_is_a_prefix_of():
+    """A token and a client secret can share a beginning. Airflow's masker joins its secrets into
+    one alternation in set order, so by the hash seed it may match the shorter one first and leave
+    the longer one's tail showing. Twenty pairs: in some of them the short one comes first."""
+    pairs = []
+    for _ in range(20):
+        short = unique("pfx")
+        pairs.append((short, f"{short}-tail{uuid.uuid4().hex[:8]}"))
+    for short, long in pairs:
+        mask(short, long)
+    text = " ".join(f"[{long}] [{short}]" for short, long in pairs)
+    assert redact(text) == " ".join(["[***] [***]"] * 20)
+
+
 # --- path segments ----------------------------------------------------------------------------------
 def test_segment_quotes_everything_that_could_leave_the_segment():
     assert segment("a b?c#d%e&f+g", "job_id") == "a%20b%3Fc%23d%25e%26f%2Bg"
