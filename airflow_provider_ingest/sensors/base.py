@@ -18,18 +18,19 @@ from airflow_provider_ingest.validation import check_path_segment
 MAX_WAIT_SECONDS = 365 * 86400.0
 
 
-def _caller_stacklevel() -> int:
-    """The ``stacklevel`` (for a ``warnings.warn`` in the caller of this function) of the first
+def _stacklevel_outside(frame: Any) -> int:
+    """The ``stacklevel`` that makes a ``warnings.warn`` called in ``frame`` point at the first
     frame outside Airflow and this package: the DAG code. A fixed number cannot do it: Airflow's
     operator metaclass wraps every ``__init__`` in the class chain, and sensors differ in how many
-    ``__init__`` they have."""
-    level, frame = 1, sys._getframe(1)
+    ``__init__`` they have. (mutmut's trampolines, which wrap each function during mutation
+    testing, are skipped the same way.)"""
+    level = 1
     while frame.f_back is not None and frame.f_globals.get("__name__", "").partition(".")[0] in _INTERNAL:
         frame, level = frame.f_back, level + 1
     return level
 
 
-_INTERNAL = ("airflow", "airflow_provider_ingest")
+_INTERNAL = ("airflow", "airflow_provider_ingest", "mutmut")
 
 
 def poke_interval_from(poll_interval: float | None, kwargs: dict[str, Any], owner: str) -> None:
@@ -44,7 +45,7 @@ def poke_interval_from(poll_interval: float | None, kwargs: dict[str, Any], owne
     warnings.warn(
         f"{owner}: poll_interval is deprecated, use poke_interval",
         AirflowProviderDeprecationWarning,
-        stacklevel=_caller_stacklevel(),
+        stacklevel=_stacklevel_outside(sys._getframe()),
     )
     kwargs["poke_interval"] = poll_interval
 
