@@ -1,14 +1,20 @@
-"""The shared start-and-wait operator (operators/base.py), driven directly over an in-memory service.
+"""The shared start-and-wait operator (operators/base.py), driven directly over a job service
+served over HTTP.
 
-``RemoteJobOperator`` is a minimal service operator over ``Remote``, a job service held in memory
-that journals every call the operator makes (start, status, find, cancel, result). The base's own
-code makes no network call: everything remote goes through the hook, so the journal is what the
-service sees. ``TaskStateStore`` stands in for Airflow's ``task_state_store``; a retry is simulated
-by running a fresh operator with the same store, as Airflow does.
+``RemoteJobOperator`` is a minimal service operator whose hook (``RemoteHook``, on the project's
+HTTP core) talks to ``JobsFake`` (tests/core/jobs_fake.py), a fake on the shipped fake base. The
+fake journals every request it answers, so ``remote.calls()`` is what the service saw (start,
+find, status, cancel, result), and the outcome of a start call (lost reply, garbled reply, 400,
+never sent) comes from what happened on the wire, classified by the core as in production.
+``TaskStateStore`` stands in for Airflow's ``task_state_store``; a retry is simulated by running a
+fresh operator with the same store, as Airflow does.
 """
 
 from __future__ import annotations
 
+import json
+import re
+import socket
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,107 +30,24 @@ from airflow_provider_ingest.exceptions import (
     IngestJobTimeout,
     IngestStartUnknown,
 )
-from airflow_provider_ingest.jobs import JobSnapshot, StatusTable, spec_digest
+from airflow_provider_ingest.jobs import JobSnapshot, spec_digest
 from airflow_provider_ingest.operators.base import (
-    NOTHING_STARTED,
     IngestJobOperator,
     default_deferrable,
     fail_fast_on_bad_input,
 )
 from airflow_provider_ingest.testing import TaskStateStore
 
+from .jobs_fake import STATUSES, JobsFake, RemoteHook
+from .support import serving
+
 KEY = "remote_job_id"  # where the id lives in task_state_store (the ResumableJobMixin default)
 REQUEST = {"folder": "s3://bucket/in/", "mode": "append"}
 RUN_ID = "scheduled__2026-12-03T00:00:00+00:00"
 SENT = {**REQUEST, "label": RUN_ID}  # what the start call sends: the request, labelled with the run
-STATUSES = StatusTable.of(succeeded={"done"}, failed={"failed", "canceled"}, running={"running"})
-
-
-class Remote:
-    """An in-memory job service. ``starts`` scripts the outcome of the next start calls:
-
-    - ``"ok"``: the job is made and its id returned;
-    - ``"lost"``: the job is made, the reply lost after sending (outcome unknown);
-    - ``"garbled"``: the job is made, its 2xx reply unreadable (outcome unknown);
-    - ``"refused"``: a 400 answer, no job;  ``"unreachable"``: never sent, no job;
-    - ``"local"``: a local failure before the call (not an API error), no job.
-
-    ``finds`` is what a search for a lost start returns: ``"adopt"`` (the job with the intent's
-    digest), ``"nothing"`` (nothing of it runs) or ``"none"`` (cannot tell)."""
-
-    service = "Remote"
-
-    def __init__(self) -> None:
-        self.jobs: dict[str, dict[str, Any]] = {}
-        self.journal: list[tuple[str, Any]] = []
-        self.starts: list[str] = []
-        self.finds = "none"
-        self.script = ["running", "done"]  # the statuses a new job shows, one per status read
-        self.cancel_error: Exception | None = None
-        self.on_status = None  # called on each status read (e.g. to kill the task mid-wait)
-
-    def add_job(self, statuses: list[str], request: dict[str, Any] | None = None) -> str:
-        job_id = f"job-{len(self.jobs) + 1}"
-        self.jobs[job_id] = {"statuses": list(statuses), "request": request or {}}
-        return job_id
-
-    def start(self, request: dict[str, Any]) -> str:
-        outcome = self.starts.pop(0) if self.starts else "ok"
-        self.journal.append(("start", outcome))
-        if outcome == "refused":
-            raise IngestApiError.of(self.service, "POST", "/jobs", 400, "folder is not allowed")
-        if outcome == "unreachable":
-            raise IngestApiError(self.service, "POST", "/jobs", None, "connection refused", sent=False)
-        if outcome == "local":
-            raise RuntimeError("could not sign the request")
-        job_id = self.add_job(self.script, request)
-        if outcome == "lost":
-            raise IngestApiError(self.service, "POST", "/jobs", None, "connection reset by peer")
-        if outcome == "garbled":
-            raise IngestApiError(self.service, "POST", "/jobs", 201, "the reply is not JSON")
-        return job_id
-
-    def find(self, label: str, intent: dict[str, Any]) -> Any:
-        """The job a start labelled ``label`` made, checked against the intent's digest."""
-        self.journal.append(("find", intent["digest"]))
-        if self.finds == "nothing":
-            return NOTHING_STARTED
-        if self.finds == "adopt":
-            found = [i for i, job in self.jobs.items() if job["request"].get("label") == label]
-            assert [spec_digest(self.jobs[i]["request"]) for i in found] == [intent["digest"]]
-            return found[0]
-        return None
-
-    def job_snapshot(self, job_id: str) -> JobSnapshot:
-        self.journal.append(("status", job_id))
-        if self.on_status is not None:
-            self.on_status()
-        statuses = self.jobs[job_id]["statuses"]
-        status = statuses.pop(0) if len(statuses) > 1 else statuses[0]
-        return JobSnapshot(job_id, status, STATUSES.state_of(status), details={"rows": 7})
-
-    def cancel_job(self, job_id: str) -> None:
-        self.journal.append(("cancel", job_id))
-        if self.cancel_error is not None:
-            raise self.cancel_error
-        self.jobs[job_id]["statuses"] = ["canceled"]
-
-    def result(self, job_id: str) -> dict[str, Any]:
-        self.journal.append(("result", job_id))
-        return {"job_id": job_id}
-
-    def calls(self, kind: str) -> list[Any]:
-        return [arg for what, arg in self.journal if what == kind]
-
-
-REMOTES: dict[str, Remote] = {}
-
-
-class RemoteHook:
-    """The hook: the service registered under the operator's connection id."""
-
-    def __new__(cls, conn_id: str) -> Remote:  # type: ignore[misc]
-        return REMOTES[conn_id]
+CONN_ID = "remote_operator_base"
+UNREACHABLE = "remote_operator_base_unreachable"  # a port nothing listens on: never sent
+UNSIGNED = "remote_operator_base_unsigned"  # no signing key: the hook fails before sending
 
 
 class RecordedTrigger:
@@ -135,12 +58,12 @@ class RecordedTrigger:
 class PlainRemoteOperator(IngestJobOperator):
     """A service operator that keeps the base's defaults (no find_started, no describe_start)."""
 
-    hook_class = RemoteHook  # type: ignore[assignment]
+    hook_class = RemoteHook
     trigger_class = RecordedTrigger
 
     def __init__(self, *, request: dict[str, Any] | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("task_id", "ingest")
-        kwargs.setdefault("conn_id", "remote_default")
+        kwargs.setdefault("conn_id", CONN_ID)
         super().__init__(**kwargs)
         self.request = dict(REQUEST if request is None else request)
 
@@ -181,11 +104,38 @@ class UncancelableRemoteOperator(RemoteJobOperator):
     can_cancel = False
 
 
+@pytest.fixture(scope="module")
+def service():
+    """One fake for the module, as connection CONN_ID, plus two connections whose start calls
+    provably send nothing: one to a port that refuses connections, one without a signing key."""
+    with socket.socket() as refusing, serving(JobsFake(), CONN_ID) as (server, env):
+        refusing.bind(("127.0.0.1", 0))  # bound, never listening: every connect is refused
+        host = f"http://127.0.0.1:{refusing.getsockname()[1]}"
+        env.setenv(
+            f"AIRFLOW_CONN_{UNREACHABLE.upper()}", json.dumps({**server.airflow_connection(), "host": host})
+        )
+        env.setenv(f"AIRFLOW_CONN_{UNSIGNED.upper()}", json.dumps(server.airflow_connection(key=None)))
+        yield server
+
+
 @pytest.fixture
-def remote():
-    service = REMOTES["remote_default"] = Remote()
+def remote(service):
+    service.reset()
     yield service
-    REMOTES.clear()
+    service.reset()
+
+
+def kill_on_read(op: IngestJobOperator, read: int | None = None) -> Any:
+    """A status-read hook for the fake: kill the task (``on_kill``) on the ``read``-th status read
+    (each read when None), while the operator waits for that read's reply."""
+    reads: list[None] = []
+
+    def on_status() -> None:
+        reads.append(None)
+        if read is None or len(reads) == read:
+            op.on_kill()
+
+    return on_status
 
 
 class TaskInstance:
@@ -257,7 +207,7 @@ def test_an_input_error_and_other_errors_pass_unchanged():
 def test_bad_input_fails_before_any_remote_call(remote):
     with pytest.raises(IngestInputError, match="folder: must name an S3 folder"):
         run(fast(request={"folder": ""}), TaskStateStore())
-    assert remote.journal == []
+    assert remote.calls() == []
 
 
 # --- a fresh start -----------------------------------------------------------------------------
@@ -265,19 +215,14 @@ def test_a_fresh_start_stores_the_id_and_deadline_then_waits_for_the_job(remote)
     store = TaskStateStore()
     seen: dict[str, Any] = {}
     op = fast(timeout=600.0)
-    start = remote.start
-
-    def start_seeing_the_store(request):
-        seen.update(store)  # what task_state_store holds while the start call is out
-        return start(request)
-
-    remote.start = start_seeing_the_store
+    remote.on_start = lambda: seen.update(store)  # what task_state_store holds while the call is out
     before = datetime.now(UTC).timestamp()
     result = run(op, store)
     after = datetime.now(UTC).timestamp()
 
     assert result == {"job_id": "job-1", "status": "done", "rows": 7}
-    assert remote.journal == [("start", "ok"), ("status", "job-1"), ("status", "job-1"), ("result", "job-1")]
+    assert remote.calls() == [("start", "ok"), ("status", "job-1"), ("status", "job-1"), ("result", "job-1")]
+    assert remote.jobs["job-1"]["request"] == SENT
     intent = seen[f"{KEY}.intent"]
     assert intent["digest"] == spec_digest(SENT)
     assert before <= intent["at"] <= after
@@ -295,7 +240,7 @@ def test_without_a_store_the_job_still_starts_once_and_is_waited_for(remote):
 
 def test_without_a_store_an_unknown_start_still_names_when_the_call_was_made(remote):
     """Outside a task the intent is kept in memory, for the whole run of the operator."""
-    remote.starts = ["lost"]
+    remote.script_starts("lost")
     before = datetime.now(UTC).isoformat(timespec="seconds")
     with pytest.raises(IngestStartUnknown) as raised:
         run(fast(), None)
@@ -314,7 +259,7 @@ def test_without_wait_for_completion_it_returns_right_after_the_start(remote):
     store = TaskStateStore()
     op = RemoteJobOperator(wait_for_completion=False, deferrable=True)
     assert run(op, store) == {"job_id": "job-1", "status": None, "rows": None}
-    assert remote.journal == [("start", "ok"), ("result", "job-1")]  # no status read, no deferral
+    assert remote.calls() == [("start", "ok"), ("result", "job-1")]  # no status read, no deferral
     assert store[KEY] == "job-1"
 
 
@@ -339,7 +284,7 @@ def test_the_defaults_wait_for_the_job_and_fail_an_unknown_start(remote):
     op = PlainRemoteOperator()
     op.poll_interval = 0  # only so the test does not sleep between status reads
     assert run(op, TaskStateStore())["status"] == "done"
-    remote.starts = ["lost"]
+    remote.script_starts("lost")
     with pytest.raises(IngestStartUnknown):
         run(PlainRemoteOperator(), TaskStateStore())
     assert remote.calls("start") == ["ok", "lost"]
@@ -366,13 +311,13 @@ def test_deferral_hands_the_stored_job_and_deadline_to_the_trigger(remote):
     assert deferred.value.method_name == "execute_complete"
     assert deferred.value.trigger.kwargs == {
         "job_id": "job-1",
-        "conn_id": "remote_default",
+        "conn_id": CONN_ID,
         "deadline": store[f"{KEY}.deadline"],
         "poll_interval": 12.5,
         "cancel_on_kill": False,
     }
     assert store[KEY] == "job-1"  # stored before the deferral: a retry re-attaches
-    assert remote.journal == [("start", "ok")]
+    assert remote.calls() == [("start", "ok")]
 
 
 def test_execute_complete_returns_the_result_of_the_final_snapshot(remote):
@@ -402,7 +347,7 @@ def test_execute_complete_on_a_job_failure_does_not_cancel(remote):
     event = {"status": "error", "job_id": "job-1", "message": "Remote job job-1 ended failed: bad rows"}
     with pytest.raises(IngestJobFailed, match=r"^Remote job job-1 ended failed: bad rows$"):
         fast().execute_complete({}, event)
-    assert remote.journal == []
+    assert remote.calls() == []
 
 
 def test_execute_complete_timeout_without_a_job_id_cancels_nothing(remote):
@@ -410,7 +355,7 @@ def test_execute_complete_timeout_without_a_job_id_cancels_nothing(remote):
         fast().execute_complete({}, {"status": "timeout", "message": "wait ended"})
     with pytest.raises(IngestJobFailed, match="the trigger fired without an event payload"):
         fast().execute_complete({}, None)
-    assert remote.journal == []
+    assert remote.calls() == []
 
 
 def test_execute_complete_with_an_unreadable_event_fails_without_retries(remote):
@@ -434,7 +379,7 @@ def test_execution_timeout_while_deferred_cancels_the_stored_job(remote):
 
 def test_execution_timeout_while_deferred_still_fails_when_the_cancel_fails(remote):
     remote.add_job(["running"])
-    remote.cancel_error = IngestApiError("Remote", "DELETE", "/jobs/job-1", 503, "busy")
+    remote.fail_cancels()
     store = TaskStateStore()
     store.set(KEY, "job-1")
     with pytest.raises(TaskDeferralTimeout):
@@ -452,7 +397,7 @@ def test_execution_timeout_while_deferred_keeps_the_job_when_told_to(remote):
         )
     with pytest.raises(TaskDeferralTimeout):
         fast().resume_execution(TRIGGER_FAIL_REPR, trigger_timed_out(), {})  # no store: no job known
-    assert remote.journal == []
+    assert remote.calls() == []
 
 
 def test_a_trigger_failure_other_than_timeout_does_not_cancel(remote):
@@ -461,13 +406,13 @@ def test_a_trigger_failure_other_than_timeout_does_not_cancel(remote):
     store.set(KEY, "job-1")
     with pytest.raises(TaskDeferralError, match="trigger crashed"):
         fast().resume_execution(TRIGGER_FAIL_REPR, {"error": "trigger crashed"}, {"task_state_store": store})
-    assert remote.journal == []
+    assert remote.calls() == []
 
 
 # --- on_kill -----------------------------------------------------------------------------------
 def test_killing_the_task_mid_wait_cancels_its_job(remote):
     op = fast()
-    remote.on_status = lambda: op.on_kill() if len(remote.calls("status")) == 2 else None
+    remote.on_status = kill_on_read(op, 2)
     with pytest.raises(IngestJobFailed, match="ended canceled"):
         run(op, TaskStateStore())
     assert remote.calls("cancel") == ["job-1"]
@@ -475,14 +420,14 @@ def test_killing_the_task_mid_wait_cancels_its_job(remote):
 
 def test_killing_the_task_leaves_the_job_with_cancel_on_kill_false(remote):
     op = fast(cancel_on_kill=False)
-    remote.on_status = lambda: op.on_kill()
+    remote.on_status = kill_on_read(op)
     assert run(op, TaskStateStore())["status"] == "done"
     assert remote.calls("cancel") == []
 
 
 def test_killing_a_task_before_its_start_cancels_nothing(remote):
     fast().on_kill()
-    assert remote.journal == []
+    assert remote.calls() == []
 
 
 # --- a retry re-attaches -----------------------------------------------------------------------
@@ -491,7 +436,7 @@ def test_a_retry_reattaches_to_the_running_job_and_keeps_its_deadline(remote):
     remote.script = ["running"]
     with pytest.raises(TaskDeferred):
         run(RemoteJobOperator(deferrable=True, timeout=-1.0), store)  # first try: deadline passed
-    remote.journal.clear()
+    remote.forget_calls()
     with pytest.raises(IngestJobTimeout, match="did not finish before the wait's deadline"):
         run(fast(timeout=3600.0), store)  # the retry keeps the first try's deadline
     assert remote.calls("start") == []
@@ -511,7 +456,7 @@ def test_a_retry_after_the_job_succeeded_returns_its_result_without_waiting(remo
     store = TaskStateStore()
     store.set(KEY, job)
     assert run(fast(deferrable=True), store) == {"job_id": job, "status": None, "rows": None}
-    assert remote.journal == [("status", job), ("result", job)]
+    assert remote.calls() == [("status", job), ("result", job)]
 
 
 def test_a_retry_after_the_job_failed_starts_a_new_one(remote):
@@ -525,39 +470,46 @@ def test_a_retry_after_the_job_failed_starts_a_new_one(remote):
 
 # --- the three outcomes of a start call ----------------------------------------------------------
 @pytest.mark.parametrize(
-    ("outcome", "error", "message"),
+    ("outcome", "conn_id", "error", "message", "service_saw"),
     [
-        ("refused", IngestApiRejected, "HTTP 400: folder is not allowed"),
-        ("unreachable", IngestApiError, "no HTTP response: connection refused"),
-        ("local", RuntimeError, "could not sign the request"),
+        ("refused", CONN_ID, IngestApiRejected, "HTTP 400: folder is not allowed", ["refused"]),
+        ("unreachable", UNREACHABLE, IngestApiError, "no HTTP response: ConnectionError$", []),
+        ("local", UNSIGNED, RuntimeError, "could not sign the request", []),
     ],
 )
-def test_a_start_that_provably_made_nothing_fails_and_clears_its_intent(remote, outcome, error, message):
+def test_a_start_that_provably_made_nothing_fails_and_clears_its_intent(
+    remote, outcome, conn_id, error, message, service_saw
+):
     store = TaskStateStore()
-    remote.starts = [outcome]
-    with pytest.raises(error, match=message):
-        run(fast(), store)
+    if outcome == "refused":
+        remote.script_starts("refused")
+    with pytest.raises(error, match=message) as raised:
+        run(fast(conn_id=conn_id), store)
+    if outcome == "unreachable":
+        assert raised.value.sent is False  # the core's verdict: the request never left
     assert store == {}  # no intent left: a retry starts afresh, without searching
     assert run(fast(), store)["job_id"] == "job-1"
-    assert remote.calls("start") == [outcome, "ok"]
+    assert remote.calls("start") == [*service_saw, "ok"]  # unreachable, local: nothing arrived
     assert remote.calls("find") == []
+    assert list(remote.jobs) == ["job-1"]
 
 
 @pytest.mark.parametrize("outcome", ["lost", "garbled"])
 def test_an_unknown_start_adopts_the_job_it_made(remote, outcome):
     store = TaskStateStore()
-    remote.starts = [outcome]
-    remote.finds = "adopt"
+    remote.script_starts(outcome)
+    remote.configure(listing="on")
     assert run(fast(), store)["job_id"] == "job-1"
     assert remote.calls("start") == [outcome]
     assert remote.calls("find") == [spec_digest(SENT)]
     assert set(store) == {KEY, f"{KEY}.deadline"}
     assert store[KEY] == "job-1"
+    assert list(remote.jobs) == ["job-1"]  # the job the lost start made, and no other
 
 
 def test_an_unknown_start_that_cannot_be_found_fails_without_resending(remote):
     store = TaskStateStore()
-    remote.starts = ["lost"]
+    remote.script_starts("lost")
     with pytest.raises(IngestStartUnknown) as raised:
         run(fast(), store)
     intent = store[f"{KEY}.intent"]  # kept: a retry must not resend either
@@ -566,16 +518,17 @@ def test_an_unknown_start_that_cannot_be_found_fails_without_resending(remote):
         "try, may have reached Remote, and the job it made cannot be found. Resending could start a "
         "second job, so this task stops without retrying. Check the service's console for a job "
         "started at that time; to start one anyway, run the task with resubmit_on_unknown_start=True. "
-        "Cause: Remote POST /jobs failed: no HTTP response: connection reset by peer"
+        f"Cause: Remote POST {remote.url}/jobs failed: no HTTP response: ConnectionError"
     )
     assert isinstance(raised.value.__cause__, IngestApiError)
     assert remote.calls("start") == ["lost"]
+    assert remote.calls("find") == [spec_digest(SENT)]  # searched: the service cannot list
     assert KEY not in store
 
 
 def test_a_retry_after_an_unknown_start_searches_again_and_never_resends(remote):
     store = TaskStateStore()
-    remote.starts = ["lost"]
+    remote.script_starts("lost")
     with pytest.raises(IngestStartUnknown):
         run(fast(), store)
     intent = store[f"{KEY}.intent"]
@@ -589,7 +542,7 @@ def test_a_retry_after_an_unknown_start_searches_again_and_never_resends(remote)
     assert raised.value.__cause__ is None
     assert remote.calls("start") == ["lost"]
     assert remote.calls("find") == [spec_digest(SENT)] * 2
-    remote.finds = "adopt"  # the job shows up at last: the next retry adopts it
+    remote.configure(listing="on")  # the job shows up at last: the next retry adopts it
     assert run(fast(), store)["job_id"] == "job-1"
     assert remote.calls("start") == ["lost"]
 
@@ -597,7 +550,7 @@ def test_a_retry_after_an_unknown_start_searches_again_and_never_resends(remote)
 def test_the_failure_names_the_operator_and_no_request_where_the_service_says_neither(remote):
     class Anonymous:
         def __init__(self, conn_id: str) -> None:
-            self.remote = REMOTES[conn_id]
+            self.remote = RemoteHook(conn_id)
 
         def start(self, request):
             return self.remote.start(request)
@@ -613,48 +566,49 @@ def test_the_failure_names_the_operator_and_no_request_where_the_service_says_ne
         "AnonymousOperator: the start call at an unknown time (UTC), in an earlier try, may have "
         "reached AnonymousOperator, and the job it made cannot be found."
     )
-    assert remote.journal == []  # the base's find_started cannot tell; nothing is resent
+    assert remote.calls() == []  # the base's find_started cannot tell; nothing is resent
 
 
 def test_an_unknown_start_with_nothing_left_running_starts_again(remote):
     store = TaskStateStore()
-    remote.starts = ["lost"]
-    remote.finds = "nothing"
-    assert run(fast(), store)["job_id"] == "job-2"
-    assert remote.calls("start") == ["lost", "ok"]
+    remote.script_starts("dropped")  # reached the service, which made nothing
+    remote.configure(listing="on")  # ...as its listing shows
+    assert run(fast(), store)["job_id"] == "job-1"
+    assert remote.calls("start") == ["dropped", "ok"]
     assert remote.calls("find") == [spec_digest(SENT)]
-    assert store[KEY] == "job-2"
+    assert store[KEY] == "job-1"
     assert f"{KEY}.intent" not in store
+    assert list(remote.jobs) == ["job-1"]
 
 
 def test_a_resent_start_whose_outcome_is_unknown_again_fails_the_try_and_the_retry_searches(remote):
     store = TaskStateStore()
-    remote.starts = ["lost", "lost"]
-    remote.finds = "nothing"
-    with pytest.raises(
-        IngestApiError, match=r"^Remote POST /jobs failed: no HTTP response: connection reset by peer$"
-    ) as raised:
+    remote.script_starts("dropped", "dropped")
+    remote.configure(listing="on")
+    cause = rf"^Remote POST {re.escape(remote.url)}/jobs failed: no HTTP response: ConnectionError$"
+    with pytest.raises(IngestApiError, match=cause) as raised:
         run(fast(), store)
     # the call's own (public, retryable) error, not the base's private wrapper
     assert type(raised.value) is IngestApiError and raised.value.outcome_unknown
     assert f"{KEY}.intent" in store  # the second call's intent: the retry must search for it
-    assert run(fast(), store)["job_id"] == "job-3"
-    assert remote.calls("start") == ["lost", "lost", "ok"]
+    assert run(fast(), store)["job_id"] == "job-1"
+    assert remote.calls("start") == ["dropped", "dropped", "ok"]
     assert remote.calls("find") == [spec_digest(SENT)] * 2
+    assert list(remote.jobs) == ["job-1"]
 
 
 def test_an_unknown_start_is_resent_when_the_dag_author_opted_in(remote):
     store = TaskStateStore()
-    remote.starts = ["lost"]
+    remote.script_starts("lost")
     assert run(fast(resubmit_on_unknown_start=True), store)["job_id"] == "job-2"
-    assert remote.calls("start") == ["lost", "ok"]
+    assert remote.calls("start") == ["lost", "ok"]  # job-1, the lost start's, was made too
     assert remote.calls("find") == [spec_digest(SENT)]
     assert store[KEY] == "job-2"
 
 
 def test_an_idempotent_start_is_resent_without_searching(remote):
     store = TaskStateStore()
-    remote.starts = ["lost"]
+    remote.script_starts("lost")
     assert run(IdempotentRemoteOperator(poll_interval=0), store)["job_id"] == "job-2"
     assert remote.calls("start") == ["lost", "ok"]
     assert remote.calls("find") == []
@@ -674,7 +628,7 @@ def test_a_retry_after_a_kill_during_the_start_adopts_the_job_it_made(remote):
     with pytest.raises(SystemExit):
         run(fast(), store)
     retry = TaskStateStore(store)
-    remote.finds = "adopt"
+    remote.configure(listing="on")
     assert run(fast(), retry)["job_id"] == "job-1"
     assert remote.calls("start") == ["ok"]
     assert remote.calls("find") == [spec_digest(SENT)]
@@ -737,7 +691,7 @@ def test_past_the_deadline_the_job_is_left_where_told_or_where_the_api_cannot_ca
 
 
 def test_past_the_deadline_a_failed_cancel_reports_the_timeout(remote):
-    remote.cancel_error = IngestApiError("Remote", "DELETE", "/jobs/job-1", 503, "busy")
+    remote.fail_cancels()
     with pytest.raises(IngestJobTimeout, match=r"the job was left running$") as raised:
         run(fast(timeout=-1.0), TaskStateStore())
     assert remote.calls("cancel") == ["job-1"]
