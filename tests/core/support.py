@@ -10,7 +10,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from asgiref.sync import ThreadSensitiveContext
 
 from airflow_provider_ingest.http import close_shared_sessions
 
@@ -26,17 +25,13 @@ def serving(fake: Any, conn_id: str) -> Iterator[tuple[Any, pytest.MonkeyPatch]]
 
 
 def run(coro_fn):
-    """Run an async hook call in a fresh event loop, as a triggerer would.
-
-    Airflow reads the connection through asgiref's ``sync_to_async``, whose shared worker thread
-    does not survive a fork: mutmut forks each mutant's test run from a process that already used
-    it, and the call then waits forever. A ``ThreadSensitiveContext`` gives this run its own."""
+    """Run an async hook call in a fresh event loop, as a triggerer would (the fork-safe asgiref
+    executor it needs under mutmut comes from tests/core/conftest.py)."""
 
     async def scenario():
-        async with ThreadSensitiveContext():
-            try:
-                return await coro_fn()
-            finally:
-                await close_shared_sessions()
+        try:
+            return await coro_fn()
+        finally:
+            await close_shared_sessions()
 
     return asyncio.run(scenario())

@@ -23,11 +23,12 @@ from airflow_provider_ingest.http import (
     RetryPolicy,
     StaticAuth,
     Timeouts,
-    close_shared_sessions,
     redact,
 )
 from airflow_provider_ingest.testing import EgainFake
 from airflow_provider_ingest.testing.egain import API, SCOPE
+
+from . import support
 
 FAST = RetryPolicy(attempts=3, backoff=0.001, backoff_max=0.002)
 ONCE = RetryPolicy(attempts=1)
@@ -330,13 +331,7 @@ def test_the_token_is_masked_once_fetched(fake):
 
 # --- async: the triggerer's path ----------------------------------------------------------------
 def run(coro):
-    async def main():
-        try:
-            return await coro
-        finally:
-            await close_shared_sessions()
-
-    return asyncio.run(main())
+    return support.run(lambda: coro)
 
 
 def aclient(fake, auth=None, **kwargs) -> AsyncApiClient:

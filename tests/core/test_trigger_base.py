@@ -40,25 +40,14 @@ def aep_core_server():
 
 @pytest.fixture
 def aep(aep_core_server, monkeypatch):
-    """The fake, fresh, reachable as connection ``CONN``.
-
-    A trigger reads its connection with ``aget_connection``, which runs the lookup on asgiref's
-    class-level single-thread executor. mutmut forks each mutant's pytest from a process whose
-    executor already started its worker thread: the fork inherits the executor without the thread,
-    and the lookup would wait forever. Each test gets a fresh executor (same kind, one worker)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from asgiref.sync import SyncToAsync
-
-    executor = ThreadPoolExecutor(max_workers=1)
-    monkeypatch.setattr(SyncToAsync, "single_thread_executor", executor)
+    """The fake, fresh, reachable as connection ``CONN`` (the fork-safe asgiref executor a trigger
+    needs under mutmut comes from tests/core/conftest.py)."""
     aep_core_server.reset()
     clear_token_cache()
     monkeypatch.setenv(f"AIRFLOW_CONN_{CONN.upper()}", json.dumps(aep_core_server.airflow_connection()))
     yield aep_core_server
     aep_core_server.clear_faults()
     clear_token_cache()
-    executor.shutdown(wait=False)
 
 
 def parquet_bytes() -> bytes:
