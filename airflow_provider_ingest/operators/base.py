@@ -388,10 +388,10 @@ class IngestJobOperator(ExactlyOnceJobMixin, BaseOperator):
             try:
                 self.on_kill()
             except Exception:
-                self.log.exception("Could not cancel %s job %s", self.hook.service, describe_job(self.job_id))
+                self.log.exception("Could not cancel %s job %s", self.service_name, describe_job(self.job_id))
             raise
 
     def on_kill(self) -> None:
         if self.cancel_on_kill and self.job_id is not None:
-            self.log.info("Canceling %s job %s", self.hook.service, describe_job(self.job_id))
+            self.log.info("Canceling %s job %s", self.service_name, describe_job(self.job_id))
             self.hook.cancel_job(self.job_id)
