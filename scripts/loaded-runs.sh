@@ -31,7 +31,7 @@ say "commit $(git rev-parse --short HEAD), $RUNS runs, $HOGS CPU hogs, $(nproc) 
 failed=0
 for run in $(seq "$RUNS"); do
     start=$SECONDS
-    if .venv/bin/python -m pytest -p no:cacheprovider -q >"$OUT/run-$run.log" 2>&1; then result=passed; else result=FAILED; failed=$((failed + 1)); fi
+    if .venv/bin/python -m pytest -p no:cacheprovider -q --durations=15 >"$OUT/run-$run.log" 2>&1; then result=passed; else result=FAILED; failed=$((failed + 1)); fi
     say "run $run: $result in $((SECONDS - start)) s: $(tail -n 1 "$OUT/run-$run.log")"
 done
 say "$((RUNS - failed)) of $RUNS runs passed, finished $(date -u +%FT%TZ)"
