@@ -18,16 +18,27 @@ from airflow_provider_ingest.validation import check_path_segment
 MAX_WAIT_SECONDS = 365 * 86400.0
 
 
-def _stacklevel_outside(frame: Any) -> int:
-    """The ``stacklevel`` that makes a ``warnings.warn`` called in ``frame`` point at the first
-    frame outside Airflow and this package: the DAG code. A fixed number cannot do it: Airflow's
-    operator metaclass wraps every ``__init__`` in the class chain, and sensors differ in how many
-    ``__init__`` they have. (mutmut's trampolines, which wrap each function during mutation
+def _warn_at_dag_code(message: str, category: type[Warning]) -> None:
+    """Warn at the first frame outside Airflow and this package: the DAG code that made the call.
+
+    ``warn_explicit`` with that frame, not a ``stacklevel``: Airflow's operator metaclass wraps
+    every ``__init__`` in the class chain (sensors differ in how many they have), and it replaces
+    the ``warnings`` module in an operator's module with one that adds to ``stacklevel``, so no
+    count is right everywhere. (mutmut's trampolines, which wrap every function during mutation
     testing, are skipped the same way.)"""
-    level = 1
-    while frame.f_back is not None and frame.f_globals.get("__name__", "").partition(".")[0] in _INTERNAL:
-        frame, level = frame.f_back, level + 1
-    return level
+    frame = sys._getframe(1)
+    while frame.f_back is not None and str(frame.f_globals.get("__name__")).partition(".")[0] in _INTERNAL:
+        frame = frame.f_back
+    module_globals = frame.f_globals
+    warnings.warn_explicit(
+        message,
+        category,
+        frame.f_code.co_filename,
+        frame.f_lineno,
+        module=module_globals.get("__name__") or "<string>",  # as warnings.warn names such code
+        registry=module_globals.setdefault("__warningregistry__", {}),
+        module_globals=module_globals,
+    )
 
 
 _INTERNAL = ("airflow", "airflow_provider_ingest", "mutmut")
@@ -42,10 +53,8 @@ def poke_interval_from(poll_interval: float | None, kwargs: dict[str, Any], owne
         raise TypeError(f"{owner}: give poke_interval, not also its deprecated alias poll_interval")
     from airflow.exceptions import AirflowProviderDeprecationWarning
 
-    warnings.warn(
-        f"{owner}: poll_interval is deprecated, use poke_interval",
-        AirflowProviderDeprecationWarning,
-        stacklevel=_stacklevel_outside(sys._getframe()),
+    _warn_at_dag_code(
+        f"{owner}: poll_interval is deprecated, use poke_interval", AirflowProviderDeprecationWarning
     )
     kwargs["poke_interval"] = poll_interval
 

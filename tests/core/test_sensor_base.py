@@ -66,20 +66,30 @@ def test_poll_interval_is_a_deprecated_alias():
 
 
 @pytest.mark.parametrize(
-    "make",
+    "call",
     [
-        lambda: AdobeAepBatchSensor(task_id="wait", batch_id="b-1", adobe_aep_conn_id=CONN, poll_interval=4),
-        lambda: PolarisJobSensor(task_id="wait", job_id="j-1", poll_interval=4),  # no __init__ of its own
-        lambda: QConnectImportJobSensor(
-            task_id="wait", knowledge_base_id="kb-1", import_job_id="j-1", poll_interval=4
-        ),
+        "AdobeAepBatchSensor(task_id='wait', batch_id='b-1', adobe_aep_conn_id=CONN, poll_interval=4)",
+        "PolarisJobSensor(task_id='wait', job_id='j-1', poll_interval=4)",  # no __init__ of its own
+        "QConnectImportJobSensor(task_id='wait', knowledge_base_id='kb', import_job_id='j', poll_interval=4)",
     ],
 )
-def test_the_deprecation_warning_points_at_the_dag_code_that_used_the_alias(make):
-    """Airflow's operator metaclass wraps every ``__init__``: a fixed stacklevel points into it."""
+@pytest.mark.parametrize("module", ["dags.nightly", None], ids=["module", "no-module-name"])
+def test_the_deprecation_warning_points_at_the_dag_line_that_used_the_alias(call, module):
+    """Airflow's operator metaclass wraps every ``__init__``: a fixed stacklevel points into it.
+    The call runs as a DAG file's line 3 (also from globals without ``__name__``, as bare ``exec``
+    code has)."""
+    code = compile(f"\n\n{call}\n", "/dags/nightly.py", "exec")
+    names = {
+        "AdobeAepBatchSensor": AdobeAepBatchSensor,
+        "PolarisJobSensor": PolarisJobSensor,
+        "QConnectImportJobSensor": QConnectImportJobSensor,
+        "CONN": CONN,
+    }
+    if module is not None:
+        names["__name__"] = module
     with pytest.warns(AirflowProviderDeprecationWarning, match="poll_interval is deprecated") as caught:
-        make()
-    assert [w.filename for w in caught] == [__file__]
+        exec(code, names)
+    assert [(w.filename, w.lineno) for w in caught] == [("/dags/nightly.py", 3)]
 
 
 def test_poll_interval_and_poke_interval_together_are_refused():
