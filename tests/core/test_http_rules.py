@@ -8,6 +8,7 @@ import random
 import ssl
 import time
 import uuid
+from urllib.parse import quote, quote_plus
 
 import pytest
 import requests
@@ -53,6 +54,16 @@ def test_mask_hides_a_secret_raw_and_url_encoded():
     plus = secret.replace("+", "%2B").replace(" ", "+").replace("/", "%2F")
     text = f"raw {secret} quoted {encoded} form {plus} end"
     assert redact(text) == "raw *** quoted *** form *** end"
+
+
+def test_mask_registers_every_form_with_airflows_masker_which_task_logs_go_through():
+    """Task logs are masked by Airflow, not by ``redact``: the secret must be Airflow's to hide."""
+    from airflow.sdk._shared.secrets_masker import redact as airflow_redact
+
+    secret = unique("log secret/with+signs")
+    mask(secret)
+    forms = [secret, quote(secret, safe=""), quote_plus(secret)]
+    assert airflow_redact(" | ".join(forms)) == "*** | *** | ***"
 
 
 def test_mask_skips_empty_values_and_registers_each_secret_once():
