@@ -6,9 +6,11 @@ Pokes go over real HTTP to the shipped AEP fake (no S3), reached as its own conn
 from __future__ import annotations
 
 import logging
+import re
 import time
 import warnings
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from airflow.exceptions import AirflowProviderDeprecationWarning, AirflowRescheduleException
@@ -90,6 +92,33 @@ def test_the_deprecation_warning_points_at_the_dag_line_that_used_the_alias(call
     with pytest.warns(AirflowProviderDeprecationWarning, match="poll_interval is deprecated") as caught:
         exec(code, names)
     assert [(w.filename, w.lineno) for w in caught] == [("/dags/nightly.py", 3)]
+
+
+@pytest.mark.parametrize("module", ["dags.nightly", None], ids=["module", "no-module-name"])
+def test_the_deprecation_warning_is_filtered_and_shown_once_like_any_other(module):
+    """Under the "default" action a warning shows once per line (the module's registry); a
+    filter naming the DAG's module silences it (code without ``__name__`` is "<string>")."""
+    code = compile(
+        "for _ in range(2):\n    PolarisJobSensor(task_id='wait', job_id='j-1', poll_interval=4)\n",
+        "/dags/nightly.py",
+        "exec",
+    )
+
+    def warnings_of(action: str, **ignore: Any) -> list[tuple[str, int]]:
+        names: dict[str, Any] = {"PolarisJobSensor": PolarisJobSensor}
+        if module is not None:
+            names["__name__"] = module
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter(action)
+            if ignore:
+                warnings.filterwarnings("ignore", category=AirflowProviderDeprecationWarning, **ignore)
+            exec(code, names)
+        return [(w.filename, w.lineno) for w in caught if "poll_interval" in str(w.message)]
+
+    assert warnings_of("always") == [("/dags/nightly.py", 2)] * 2
+    assert warnings_of("default") == [("/dags/nightly.py", 2)]  # the loop's second sensor: same line
+    assert warnings_of("always", module=re.escape(module or "<string>") + "$") == []
+    assert warnings_of("always", module="elsewhere") == [("/dags/nightly.py", 2)] * 2
 
 
 def test_poll_interval_and_poke_interval_together_are_refused():
