@@ -92,7 +92,11 @@ def changed_lines(name: str, path: str) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--command", default="scripts/mutation.sh")
-    parser.add_argument("--strict", action="store_true", help="exit 1 when a survivor has no reason")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 when a survivor has no reason, or a reason names no survivor",
+    )
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--only", nargs="+", metavar="GLOB", help="count only these mutants")
     parser.add_argument("--pending", action="store_true", help="print in-scope mutants not run yet")
@@ -106,6 +110,7 @@ def main() -> int:
     reasons = load_reasons()
     by_module: dict[str, collections.Counter] = {}
     survivors: list[tuple[str, str, str]] = []
+    timeouts: list[str] = []
     unchecked = 0
     for meta in sorted((ROOT / "mutants").rglob("*.py.meta")):
         source = str(meta.relative_to(ROOT / "mutants"))[: -len(".meta")]
@@ -127,6 +132,8 @@ def main() -> int:
             counts[status] += 1
             if status == "not checked":
                 unchecked += 1
+            elif status == "timeout":
+                timeouts.append(name)
             elif status not in CAUGHT:
                 survivors.append((name, status, source))
     if args.pending:
@@ -158,6 +165,18 @@ def main() -> int:
             reason = "**not explained**"
         lines.append(f"- `{name.split('.', 2)[-1]}` ({status}): `{changed_lines(name, path)}` — {reason}")
 
+    # A reason naming no survivor is stale: the mutant is killed now, or the function changed and
+    # mutmut's numbering moved, so the name may point at a different change than the reason says.
+    stale = (
+        []
+        if args.only
+        else [
+            pattern
+            for pattern, _ in reasons
+            if not any(fnmatch.fnmatchcase(name, pattern) for name, _, _ in survivors)
+        ]
+    )
+
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     import mutmut
 
@@ -170,7 +189,11 @@ def main() -> int:
         f"{100 * sum(total[c] for c in CAUGHT) / max(1, sum(total.values()) - unchecked):.1f}% were caught. "
         f"{unchecked} mutants not run"
         + (" (the run was stopped: the score is incomplete)." if unchecked else "."),
-        f"{len(survivors)} survivors; {unexplained} without a reason in scripts/mutation_accepted/.",
+        f"{len(survivors)} survivors; {unexplained} without a reason in scripts/mutation_accepted/; "
+        f"{len(stale)} reasons there that name no survivor.",
+        "",
+        "Timed out (counted as caught; mutmut stops a mutant's tests after a multiple of their "
+        "traced time): " + (", ".join(f"`{name.split('.', 2)[-1]}`" for name in timeouts) or "none") + ".",
         "",
         "### Survivors",
         *lines,
@@ -178,12 +201,14 @@ def main() -> int:
     text = "\n".join(body)
     print("\n".join(rows))
     print(f"survivors: {len(survivors)}, not explained: {unexplained}, not run: {unchecked}")
+    for pattern in stale:
+        print(f"stale reason (names no survivor): {pattern}")
     if not args.no_write:
         doc = DOC.read_text()
         head, _, rest = doc.partition(START)
         _, _, tail = rest.partition(END)
         DOC.write_text(f"{head}{START}\n{text}\n{END}{tail}")
-    return 1 if args.strict and unexplained else 0
+    return 1 if args.strict and (unexplained or stale) else 0
 
 
 def row(source: str, counts: collections.Counter) -> str:
