@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import functools
 import importlib
 import json
 import logging
@@ -78,23 +77,29 @@ def mask(*secrets: str | None) -> None:
         if secret and secret not in _masked:
             for form in (secret, *encoded_forms(secret)):
                 mask_secret(form)
-                _forms.add(form)
             _masked.add(secret)
-            _longest_first.cache_clear()
 
 
 _masked: set[str] = set()
-_forms: set[str] = set()  # every registered secret in every form
+# (Airflow's replacer, the same secrets longest first): see _longest_first
+_ordered: tuple[Any, re.Pattern[str] | None] = (None, None)
 
 
-@functools.lru_cache(maxsize=1)
-def _longest_first() -> re.Pattern[str] | None:
-    """The provider's secrets in one pattern, longer ones first. Airflow's masker joins its
-    secrets in set order: where one secret is a prefix of another (a token and a client secret
-    can share a beginning) it may replace only the prefix and show the rest, by the hash seed."""
-    if not _forms:
+def _longest_first(masker: Any) -> re.Pattern[str] | None:
+    """Airflow's masker's own secrets in one pattern, longer ones first.
+
+    Airflow joins its secrets in set order: where one secret is a prefix of another (a token and
+    a client secret can share a beginning) it may replace only the prefix and show the rest, by
+    the hash seed. The same secrets, ordered, in one pass: every secret held (the provider's and
+    those others registered, such as a session token the amazon provider masks) is matched where
+    it starts, never cut by an earlier pass. Rebuilt when Airflow rebuilds its own."""
+    global _ordered
+    replacer = getattr(masker, "replacer", None)
+    if replacer is None:
         return None
-    return re.compile("|".join(re.escape(form) for form in sorted(_forms, key=len, reverse=True)))
+    if _ordered[0] is not replacer:
+        _ordered = (replacer, re.compile("|".join(sorted(masker.patterns, key=len, reverse=True))))
+    return _ordered[1]
 
 
 # The signature and credentials of a presigned URL (SigV4 and SigV2, in a query string or an
@@ -119,14 +124,14 @@ def mask_presigned(text: str) -> str:
 def redact(text: str) -> str:
     """``text`` with every registered secret (raw or URL-encoded) and every presigned URL's
     signature and token replaced; used on anything the core puts into an exception or a log."""
-    own = _longest_first()
-    if own is not None:
-        text = own.sub("***", text)
     try:
+        from airflow.sdk._shared.secrets_masker import _secrets_masker
         from airflow.sdk._shared.secrets_masker import redact as airflow_redact
     except ImportError:  # pragma: no cover - the masker moved; still mask the presigned URLs
         return mask_presigned(text)
-    return mask_presigned(str(airflow_redact(text)))
+    ordered = _longest_first(_secrets_masker())
+    masked = ordered.sub("***", text) if ordered is not None else str(airflow_redact(text))
+    return mask_presigned(masked)
 
 
 def segment(value: Any, field: str) -> str:

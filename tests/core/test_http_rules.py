@@ -112,6 +112,19 @@ def test_redact_hides_all_of_a_secret_another_secret_is_a_prefix_of():
     assert redact(text) == " ".join(["[***] [***]"] * 20)
 
 
+def test_redact_hides_a_secret_only_airflow_holds_that_contains_one_of_the_providers():
+    """The amazon provider registers a session token with Airflow's masker itself; a secret the
+    provider registered may occur inside it (the CI failure: "12345" inside a token). Replacing
+    the provider's secret first would cut the token, and Airflow's pass could no longer find it."""
+    from airflow.sdk.log import mask_secret
+
+    inner = unique("in")
+    token = f"Fwo{uuid.uuid4().hex}{inner}{uuid.uuid4().hex}"
+    mask(inner)
+    mask_secret(token)  # not through the provider's mask()
+    assert redact(f"token {token} and {inner}") == "token *** and ***"
+
+
 # --- path segments ----------------------------------------------------------------------------------
 def test_segment_quotes_everything_that_could_leave_the_segment():
     assert segment("a b?c#d%e&f+g", "job_id") == "a%20b%3Fc%23d%25e%26f%2Bg"
