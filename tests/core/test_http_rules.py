@@ -125,6 +125,19 @@ def test_redact_hides_a_secret_only_airflow_holds_that_contains_one_of_the_provi
     assert redact(f"token {token} and {inner}") == "token *** and ***"
 
 
+def test_redact_before_any_secret_is_registered_returns_the_text_with_urls_masked(monkeypatch):
+    """A task process starts with an empty masker (Airflow resets it in each new process), which
+    has no pattern to order yet: redact() still returns the text, and still masks presigned URLs."""
+    import airflow.sdk._shared.secrets_masker as masker_module
+    from airflow.sdk._shared.secrets_masker.secrets_masker import SecretsMasker
+
+    empty = SecretsMasker()
+    monkeypatch.setattr(masker_module, "_secrets_masker", lambda: empty)
+    text = "GET https://b.s3.amazonaws.com/k?X-Amz-Signature=abc123&part=1 failed"
+    assert redact(text) == "GET https://b.s3.amazonaws.com/k?X-Amz-Signature=***&part=1 failed"
+    assert empty.replacer is None  # nothing was registered along the way
+
+
 # --- path segments ----------------------------------------------------------------------------------
 def test_segment_quotes_everything_that_could_leave_the_segment():
     assert segment("a b?c#d%e&f+g", "job_id") == "a%20b%3Fc%23d%25e%26f%2Bg"
