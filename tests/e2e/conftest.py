@@ -154,7 +154,7 @@ class Deployment:
         sit in process groups of their own), as a crash of its machine would; returns once they
         are gone. Its pid file stays, as after a crash."""
         session = self.pid(name)
-        pids = [pid for pid in all_pids() if proc_stat(pid)[3] == session]
+        pids = [pid for pid in all_pids() if session_of(pid) == session]
         assert session in pids, f"{name} ({session}) is not running"
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
@@ -172,6 +172,15 @@ def proc_stat(pid: int) -> list:
     """/proc/PID/stat after the command name: [state, ppid, pgrp, session, ...]."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return [fields[0], *map(int, fields[1:4])]
+
+
+def session_of(pid: int) -> int | None:
+    """The session ``pid`` is in, or None once it is gone: a process listed in /proc can exit
+    before its stat is read (a task process did, while a worker was being killed under load)."""
+    try:
+        return proc_stat(pid)[3]
+    except (FileNotFoundError, ProcessLookupError):
+        return None
 
 
 def all_pids() -> list[int]:
